@@ -1,0 +1,128 @@
+"""People and their roles: creating users, checking passwords, and API bearer tokens.
+
+Passwords are stored as argon2 hashes. Tokens are signed (itsdangerous) with the user's id and
+expire; each request still loads the user, so a deactivated user or a changed role takes effect
+at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from sqlalchemy import select
+
+from .db import Store
+from .errors import ComplaintflowError, Unauthorized
+from .models import Role, User, UserRole
+
+ADMIN_ROLE = "admin"
+BUILTIN_ROLES = {ADMIN_ROLE: "Administrator: may do everything, in every procedure"}
+MIN_PASSWORD = 8
+
+_hasher = PasswordHasher()
+# Checked against when the username is unknown, so a wrong name costs as long as a wrong password.
+_DUMMY_HASH = _hasher.hash("not a real password")
+
+
+@dataclass(frozen=True)
+class Person:
+    """The signed-in user as the rest of the product sees it."""
+
+    id: int
+    username: str
+    display_name: str
+    roles: frozenset[str]
+
+    @property
+    def is_admin(self) -> bool:
+        return ADMIN_ROLE in self.roles
+
+    def may_work(self, role: str) -> bool:
+        return self.is_admin or role in self.roles
+
+    def may_use(self, procedure_roles: frozenset[str]) -> bool:
+        return self.is_admin or bool(self.roles & procedure_roles)
+
+
+def _person(user: User) -> Person:
+    return Person(user.id, user.username, user.display_name or user.username, user.role_keys)
+
+
+class Accounts:
+    def __init__(self, store: Store, secret_key: str, token_ttl_seconds: int) -> None:
+        self.store = store
+        self._tokens = URLSafeTimedSerializer(secret_key, salt="complaintflow-api-token")
+        self._ttl = token_ttl_seconds
+
+    def ensure_builtin_roles(self) -> None:
+        with self.store.write() as session:
+            for key, description in BUILTIN_ROLES.items():
+                if session.get(Role, key) is None:
+                    session.add(Role(key=key, name=key, description=description))
+
+    def create_user(
+        self, username: str, password: str, roles: list[str], display_name: str = ""
+    ) -> Person:
+        username = username.strip()
+        if not username or len(username) > 100 or any(c.isspace() for c in username):
+            raise ComplaintflowError("a username is 1–100 characters without spaces")
+        if len(password) < MIN_PASSWORD:
+            raise ComplaintflowError(f"a password has at least {MIN_PASSWORD} characters")
+        if not roles:
+            raise ComplaintflowError(
+                "give the user at least one role (--role); see `complaintflow roles`"
+            )
+        with self.store.write() as session:
+            known = set(session.scalars(select(Role.key).where(Role.key.in_(roles))))
+            unknown = sorted(set(roles) - known)
+            if unknown:
+                raise ComplaintflowError(
+                    f"unknown role {', '.join(unknown)}; `complaintflow roles` lists the roles"
+                )
+            if session.scalars(select(User).where(User.username == username)).first():
+                raise ComplaintflowError(f"a user called {username} already exists")
+            user = User(
+                username=username,
+                password_hash=_hasher.hash(password),
+                display_name=display_name or username,
+                roles=[UserRole(role_key=r) for r in sorted(set(roles))],
+            )
+            session.add(user)
+            session.flush()
+            return _person(user)
+
+    def authenticate(self, username: str, password: str) -> Person:
+        with self.store.read() as session:
+            user = session.scalars(select(User).where(User.username == username)).first()
+            try:
+                _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
+            except (VerificationError, InvalidHashError):
+                user = None
+            if user is None or not user.active:
+                raise Unauthorized("wrong username or password")
+            return _person(user)
+
+    def issue_token(self, person: Person) -> str:
+        return self._tokens.dumps({"uid": person.id})
+
+    def person_for_token(self, token: str) -> Person:
+        try:
+            payload = self._tokens.loads(token, max_age=self._ttl)
+        except SignatureExpired:
+            raise Unauthorized("the token has expired; ask for a new one") from None
+        except BadSignature:
+            raise Unauthorized("the token is not valid") from None
+        person = self.person_by_id(payload.get("uid"))
+        if person is None:
+            raise Unauthorized("the token's user no longer exists or is inactive")
+        return person
+
+    def person_by_id(self, user_id: object) -> Person | None:
+        if not isinstance(user_id, int):
+            return None
+        with self.store.read() as session:
+            user = session.get(User, user_id)
+            return _person(user) if user is not None and user.active else None

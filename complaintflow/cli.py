@@ -1,0 +1,200 @@
+"""The `complaintflow` command: set up, deploy, manage users, serve, and operate instances.
+
+Commands run with the same application (and so the same settings) as the web server. Errors a
+user can cause print one line per problem and exit with status 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from flask import Flask
+from flask.cli import FlaskGroup, with_appcontext
+from sqlalchemy import select
+
+from .app import create_app, services
+from .errors import ComplaintflowError, InvalidDiagram
+from .models import Role
+
+OPERATOR = "cli"
+
+
+class _Group(FlaskGroup):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except InvalidDiagram as exc:
+            for finding in exc.findings:
+                click.echo(f"error: {exc.message.split(':', 1)[0]}: {finding}", err=True)
+            sys.exit(1)
+        except ComplaintflowError as exc:
+            click.echo(f"error: {exc.message}", err=True)
+            sys.exit(1)
+
+
+def _create_app(*_: Any) -> Flask:
+    return create_app()
+
+
+@click.group(
+    cls=_Group, create_app=_create_app, add_default_commands=False, add_version_option=False
+)
+def main() -> None:
+    """complaintflow: complaint procedures as BPMN, worked on the web."""
+
+
+def _deploy_all(paths: list[Path], actor: str) -> None:
+    for path in paths:
+        result = services().engine.deploy(path, actor)
+        state = "deployed as" if result.created else "unchanged at"
+        click.echo(f"{result.key}: {state} version {result.version}")
+
+
+@main.command()
+@click.option("--demo-users", is_flag=True, help="Create one user per role (see README).")
+@with_appcontext
+def init(demo_users: bool) -> None:
+    """Create or upgrade the database and deploy the bundled diagrams."""
+    from .migrations import upgrade
+
+    svc = services()
+    upgrade(svc.store)
+    svc.accounts.ensure_builtin_roles()
+    _deploy_all(sorted(svc.settings.bpmn_dir.glob("*.bpmn")), OPERATOR)
+    if demo_users:
+        _create_demo_users()
+
+
+def _create_demo_users() -> None:
+    svc = services()
+    with svc.store.read() as session:
+        roles = session.scalars(select(Role.key).order_by(Role.procedure_key, Role.key)).all()
+    for role in roles:
+        try:
+            svc.accounts.create_user(role, f"{role}-demo", [role])
+            click.echo(f"demo user {role} (password {role}-demo)")
+        except ComplaintflowError:
+            pass  # already there from an earlier run
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--as", "actor", default=OPERATOR, help="Who deploys (goes into the history).")
+@with_appcontext
+def deploy(paths: tuple[Path, ...], actor: str) -> None:
+    """Check diagrams and store each as its procedure's next version."""
+    _deploy_all(list(paths), actor)
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@with_appcontext
+def validate(paths: tuple[Path, ...]) -> None:
+    """Check diagrams without storing anything."""
+    for path in paths:
+        diagram = services().engine.check(path).diagram
+        click.echo(f"{path}: valid ({diagram.key}, {len(diagram.lanes)} lanes)")
+
+
+@main.command()
+@with_appcontext
+def roles() -> None:
+    """List the roles: the key first, then its description."""
+    with services().store.read() as session:
+        for role in session.scalars(select(Role).order_by(Role.procedure_key.is_(None), Role.key)):
+            where = f" [{role.procedure_key}]" if role.procedure_key else ""
+            detail = f" — {role.description}" if role.description else ""
+            click.echo(f"{role.key}\t{role.name}{detail}{where}")
+
+
+@main.command()
+@with_appcontext
+def handlers() -> None:
+    """List the service-task handlers diagrams may call, with their parameters."""
+    for handler in services().engine.handlers.all():
+        click.echo(f"{handler.name}\t{handler.summary}")
+        for param in handler.params:
+            need = "required" if param.required else "optional"
+            click.echo(f"    {param.name} ({param.type}, {need}): {param.description}")
+
+
+@main.group()
+def users() -> None:
+    """Manage users."""
+
+
+@users.command("create")
+@click.argument("username")
+@click.option("--password", required=True)
+@click.option("--role", "roles_", multiple=True, required=True, help="A role key; repeatable.")
+@click.option("--display-name", default="")
+@with_appcontext
+def users_create(username: str, password: str, roles_: tuple[str, ...], display_name: str) -> None:
+    """Create a user with one or more roles."""
+    person = services().accounts.create_user(username, password, list(roles_), display_name)
+    click.echo(f"created {person.username} with roles {', '.join(sorted(person.roles))}")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, envvar="PORT", type=int)
+@click.option("--threads", default=8, show_default=True, type=int)
+@with_appcontext
+def serve(host: str, port: int, threads: int) -> None:
+    """Serve the web app and API, and fire due timers, in this one process."""
+    from flask import current_app
+    from waitress import serve as waitress_serve
+
+    from .background import TimerLoop
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    loop = TimerLoop(services().engine, services().settings.timer_poll_seconds)
+    loop.start()
+    click.echo(
+        f"complaintflow serving on http://{host}:{port} (database: "
+        f"{services().store.engine.url.render_as_string(hide_password=True)})"
+    )
+    try:
+        waitress_serve(app, host=host, port=port, threads=threads, ident="complaintflow")
+    finally:
+        loop.stop()
+
+
+@main.group()
+def timers() -> None:
+    """Operate timers."""
+
+
+@timers.command("run")
+@with_appcontext
+def timers_run() -> None:
+    """Fire the timers that are due now, once."""
+    click.echo(f"{services().engine.fire_due_timers()} instance(s) moved")
+
+
+@main.group()
+def instances() -> None:
+    """Operate complaint instances."""
+
+
+@instances.command("cancel")
+@click.argument("instance_id", type=int)
+@click.option("--reason", required=True)
+@with_appcontext
+def instances_cancel(instance_id: int, reason: str) -> None:
+    """Cancel a running complaint (the reason goes into its history)."""
+    services().engine.cancel(instance_id, OPERATOR, reason)
+    click.echo(f"instance {instance_id} cancelled")
+
+
+@instances.command("retry")
+@click.argument("instance_id", type=int)
+@click.option("--reason", required=True)
+@with_appcontext
+def instances_retry(instance_id: int, reason: str) -> None:
+    """Run the failed step of a complaint in status error again."""
+    services().engine.retry(instance_id, OPERATOR, reason)
+    click.echo(f"instance {instance_id} retried")

@@ -1,0 +1,77 @@
+"""Settings, read from the environment once.
+
+Every other module receives a `Settings` object; none reads `os.environ` itself, so tests and the
+CLI can build the whole product from one explicit configuration.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    database_url: str
+    secret_key: str
+    bpmn_dir: Path = REPO_ROOT / "bpmn"
+    # {"<procedure key>": {"<timer name>": "<ISO 8601 duration>"}}
+    sla_overrides: dict[str, dict[str, str]] = field(default_factory=dict)
+    token_ttl_seconds: int = 12 * 3600
+    # How often `serve` looks for due timers; half the promised 2 s lateness.
+    timer_poll_seconds: float = 0.5
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        home = Path(env.get("COMPLAINTFLOW_HOME", "var")).resolve()
+        database_url = (
+            env.get("COMPLAINTFLOW_DATABASE_URL") or f"sqlite:///{home / 'complaintflow.db'}"
+        )
+        return cls(
+            home=home,
+            database_url=database_url,
+            secret_key=env.get("COMPLAINTFLOW_SECRET_KEY") or _stored_secret(home),
+            bpmn_dir=Path(env.get("COMPLAINTFLOW_BPMN_DIR", REPO_ROOT / "bpmn")).resolve(),
+            sla_overrides=_parse_sla_overrides(env.get("COMPLAINTFLOW_SLA_OVERRIDES", "")),
+            token_ttl_seconds=int(env.get("COMPLAINTFLOW_TOKEN_TTL", 12 * 3600)),
+        )
+
+
+def _stored_secret(home: Path) -> str:
+    """A secret kept under the home directory, so sessions and tokens survive restarts."""
+    path = home / "secret_key"
+    if not path.exists():
+        home.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def _parse_sla_overrides(raw: str) -> dict[str, dict[str, str]]:
+    if not raw.strip():
+        return {}
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"COMPLAINTFLOW_SLA_OVERRIDES is not valid JSON: {exc.msg}") from None
+    if not isinstance(value, dict) or not all(
+        isinstance(timers, dict) and all(isinstance(d, str) for d in timers.values())
+        for timers in value.values()
+    ):
+        raise ConfigError(
+            'COMPLAINTFLOW_SLA_OVERRIDES must look like {"<procedure>": {"<timer>": "PT30M"}}'
+        )
+    return value

@@ -1,0 +1,81 @@
+"""The connection to the database: SQLite (WAL) embedded, PostgreSQL when configured.
+
+`Store.write()` is the one way to change state. On SQLite it takes the write lock when the
+transaction starts (BEGIN IMMEDIATE): a deferred transaction that reads and then writes fails
+with SQLITE_BUSY instead of waiting when another writer got there first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from .config import Settings
+
+_SQLITE_BEGIN = "complaintflow_sqlite_begin"
+
+
+def make_engine(settings: Settings) -> Engine:
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite":
+        return _sqlite_engine(settings)
+    if url.drivername in ("postgresql", "postgres"):
+        url = url.set(drivername="postgresql+psycopg")
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+def _sqlite_engine(settings: Settings) -> Engine:
+    settings.home.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(
+        settings.database_url, connect_args={"check_same_thread": False, "timeout": 30}
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves, below
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes in WAL mode
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN " + conn.get_execution_options().get(_SQLITE_BEGIN, "DEFERRED"))
+
+    return engine
+
+
+class Store:
+    """Owns the engine and hands out sessions: `read()` for queries, `write()` for changes."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.engine = make_engine(settings)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        with self._sessions() as session:
+            yield session
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """A transaction that commits when the block ends and rolls back when it raises."""
+        with self._sessions() as session, session.begin():
+            if self.settings.is_sqlite:
+                session.connection(execution_options={_SQLITE_BEGIN: "IMMEDIATE"})
+            yield session
+
+    def ping(self) -> None:
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+
+    def dispose(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,357 @@
+"""The engine's commands: deploy a diagram, start a complaint, claim and complete tasks, fire
+due timers, cancel and retry. Each runs in one transaction of its own.
+
+The web layer and the CLI call these; they never see a SpiffWorkflow object.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.util.task import TaskState
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..db import Store
+from ..diagrams import (
+    CompiledDiagram,
+    compile_diagram,
+    content_hash,
+    executable_process,
+    parse_xml,
+    read_forms,
+)
+from ..errors import Conflict, InvalidDiagram, NotFound
+from ..handlers import HandlerRegistry
+from ..models import Instance, Procedure, ProcedureVersion, Role, Task, utcnow
+from ..sla import SlaTable
+from ..validation import check_diagram
+from .history import Draft
+from .runtime import StateCodec
+from .steps import Step, write_instance
+
+SYSTEM_ACTOR = "system"
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A diagram that passed every check, with what deploying it stores."""
+
+    content: bytes
+    forms: dict[str, Any]
+    diagram: CompiledDiagram
+
+
+@dataclass(frozen=True)
+class Deployed:
+    key: str
+    version: int
+    created: bool
+
+
+class Engine:
+    def __init__(self, store: Store, sla: SlaTable, handlers: HandlerRegistry) -> None:
+        self.store = store
+        self.sla = sla
+        self.handlers = handlers
+        self.codec = StateCodec()
+        self._diagrams: dict[int, CompiledDiagram] = {}
+        self._diagrams_lock = threading.Lock()
+
+    # -- versions -----------------------------------------------------------------------
+
+    def diagram(self, version: ProcedureVersion) -> CompiledDiagram:
+        """The runnable diagram of a stored version, parsed once per process."""
+        diagram = self._diagrams.get(version.id)
+        if diagram is None:
+            with self._diagrams_lock:
+                diagram = self._diagrams.get(version.id)
+                if diagram is None:
+                    source = f"{version.procedure_key} v{version.version}"
+                    tree = parse_xml(version.bpmn_xml.encode(), source)
+                    diagram = compile_diagram(tree, source, version.forms)
+                    self._diagrams[version.id] = diagram
+        return diagram
+
+    @staticmethod
+    def current_version(session: Session, key: str) -> ProcedureVersion:
+        version = session.scalars(
+            select(ProcedureVersion)
+            .where(ProcedureVersion.procedure_key == key)
+            .order_by(ProcedureVersion.version.desc())
+            .limit(1)
+        ).first()
+        if version is None:
+            raise NotFound(f"there is no procedure '{key}'")
+        return version
+
+    def check(self, path: Path) -> Checked:
+        """Read a diagram and its forms and check them; InvalidDiagram lists every finding."""
+        source = str(path)
+        try:
+            content = path.read_bytes()
+        except OSError as exc:
+            raise InvalidDiagram(source, [f"cannot read the file: {exc.strerror}"]) from None
+        tree = parse_xml(content, source)
+        forms, findings = read_forms(path, executable_process(tree, source))
+        if findings:
+            raise InvalidDiagram(source, findings)
+        diagram = compile_diagram(tree, source, forms)
+        findings = check_diagram(tree, diagram, self.handlers, self.sla)
+        if findings:
+            raise InvalidDiagram(source, findings)
+        return Checked(content, forms, diagram)
+
+    def deploy(self, path: Path, actor: str) -> Deployed:
+        """Store a checked diagram as its procedure's next version (unless the newest version
+        is already exactly this)."""
+        source = str(path)
+        checked = self.check(path)
+        diagram = checked.diagram
+        digest = content_hash(checked.content, checked.forms)
+        with self.store.write() as session:
+            procedure = self._procedure_for(session, diagram, source)
+            latest = procedure.versions[-1] if procedure.versions else None
+            if latest is not None and latest.sha256 == digest:
+                return Deployed(diagram.key, latest.version, created=False)
+            self._roles_for(session, diagram, source)
+            version = ProcedureVersion(
+                procedure=procedure,
+                version=latest.version + 1 if latest else 1,
+                bpmn_xml=checked.content.decode("utf-8"),
+                forms=checked.forms,
+                sha256=digest,
+                deployed_by=actor,
+            )
+            session.add(version)
+            session.flush()
+            self._diagrams[version.id] = diagram
+            return Deployed(diagram.key, version.version, created=True)
+
+    @staticmethod
+    def _procedure_for(session: Session, diagram: CompiledDiagram, source: str) -> Procedure:
+        holder = session.scalars(
+            select(Procedure).where(Procedure.number_prefix == diagram.number_prefix)
+        ).first()
+        if holder is not None and holder.key != diagram.key:
+            raise InvalidDiagram(
+                source,
+                [
+                    f"numberPrefix {diagram.number_prefix} already numbers"
+                    f" procedure '{holder.key}';"
+                    " choose another letter"
+                ],
+            )
+        procedure = session.get(Procedure, diagram.key)
+        if procedure is None:
+            procedure = Procedure(
+                key=diagram.key, name=diagram.name, number_prefix=diagram.number_prefix
+            )
+            session.add(procedure)
+        procedure.name = diagram.name
+        return procedure
+
+    @staticmethod
+    def _roles_for(session: Session, diagram: CompiledDiagram, source: str) -> None:
+        for lane in diagram.lanes:
+            role = session.get(Role, lane.key)
+            if role is None:
+                session.add(
+                    Role(
+                        key=lane.key,
+                        name=lane.name,
+                        description=lane.description,
+                        procedure_key=diagram.key,
+                    )
+                )
+            elif role.procedure_key != diagram.key:
+                raise InvalidDiagram(
+                    source,
+                    [
+                        f"lane {lane.key} ({lane.name}): the role key '{lane.key}'"
+                        " already belongs to"
+                        f" {role.procedure_key or 'the product'}; give this lane another id"
+                    ],
+                )
+            else:
+                role.name, role.description = lane.name, lane.description
+
+    # -- instances ----------------------------------------------------------------------
+
+    def _step(self, session: Session, instance: Instance, actor: str, now: datetime) -> Step:
+        return Step(
+            session, instance, self.diagram(instance.version), self.handlers, self.codec, actor, now
+        )
+
+    def start(self, key: str, data: Any, actor: str) -> int:
+        """Start a complaint with its intake data; returns the instance id."""
+        with self.store.write() as session:
+            version = self.current_version(session, key)
+            diagram = self.diagram(version)
+            intake = diagram.validator_for(diagram.start_spec).clean(data)
+            now = utcnow()
+            instance = Instance(
+                version=version,
+                status="running",
+                state="{}",
+                serializer_version=self.codec.VERSION,
+                started_at=now,
+                started_by=actor,
+                updated_at=now,
+                lock_version=0,
+            )
+            session.add(instance)
+            session.flush()
+            step = self._step(session, instance, actor, now)
+            workflow = step.new_workflow()
+            start_event = workflow.get_tasks(spec_name=diagram.start_spec.name)[0]
+            step.trace.submitted[start_event.id] = intake
+
+            def begin(wf: BpmnWorkflow) -> None:
+                wf.task_tree.data.update(intake, sla=self.sla.durations(key))
+
+            step.run(workflow, begin)
+            return instance.id
+
+    def _ready_task(self, session: Session, task_id: str, actor: str) -> Task:
+        row = session.get(Task, task_id)
+        if row is None:
+            raise NotFound(f"there is no task '{task_id}'")
+        if row.state != "ready":
+            by = f" by {row.completed_by}" if row.completed_by else ""
+            raise Conflict(f"this task was already {row.state}{by}; nothing was changed")
+        if row.assignee not in (None, actor):
+            raise Conflict(f"this task is claimed by {row.assignee}")
+        return row
+
+    def complete(self, task_id: str, data: Any, actor: str) -> int:
+        """Complete a ready user task with its form data; returns the instance id."""
+        with self.store.write() as session:
+            row = self._ready_task(session, task_id, actor)
+            instance = row.instance
+            step = self._step(session, instance, actor, utcnow())
+            workflow = step.load()
+            task = workflow.get_task_from_id(UUID(task_id))
+            if task is None or task.state != TaskState.READY:
+                raise Conflict("this task is no longer waiting for anyone; nothing was changed")
+            submitted = step.diagram.validator_for(task.task_spec).clean(data)
+            step.trace.submitted[task.id] = submitted
+
+            def finish(_: BpmnWorkflow) -> None:
+                task.data.update(submitted)
+                task.run()
+
+            step.run(workflow, finish)
+            return instance.id
+
+    def claim(self, task_id: str, actor: str, release: bool = False) -> int:
+        """Take a ready task (or give it back), so colleagues see who is on it."""
+        with self.store.write() as session:
+            row = self._ready_task(session, task_id, actor)
+            if release and row.assignee is None:
+                return row.instance_id
+            row.assignee = None if release else actor
+            action = "task.released" if release else "task.claimed"
+            now = utcnow()
+            write_instance(
+                session,
+                row.instance,
+                row.instance.lock_version,
+                [Draft(now, actor, action, row.bpmn_id, row.name)],
+                {"updated_at": now},
+            )
+            return row.instance_id
+
+    def fire_due_timers(self, limit: int = 100) -> int:
+        """Run the timers that are due; returns how many instances moved."""
+        now = utcnow()
+        with self.store.read() as session:
+            due = session.scalars(
+                select(Instance.id)
+                .where(Instance.next_timer_at <= now, Instance.status == "running")
+                .order_by(Instance.next_timer_at)
+                .limit(limit)
+            ).all()
+        fired = 0
+        for instance_id in due:
+            try:
+                with self.store.write() as session:
+                    instance = session.get(Instance, instance_id)
+                    if (
+                        instance is None
+                        or instance.status != "running"
+                        or not (instance.next_timer_at and instance.next_timer_at <= utcnow())
+                    ):
+                        continue
+                    step = self._step(session, instance, SYSTEM_ACTOR, utcnow())
+                    step.run(step.load(), BpmnWorkflow.refresh_timers)
+                    fired += 1
+            except Conflict:
+                continue  # someone moved it meanwhile; its timers are looked at again next round
+        return fired
+
+    def _admin_step(
+        self,
+        instance_id: int,
+        actor: str,
+        reason: str,
+        action: str,
+        change: Any,
+        statuses: tuple[str, ...],
+    ) -> None:
+        with self.store.write() as session:
+            instance = session.get(Instance, instance_id)
+            if instance is None:
+                raise NotFound(f"there is no complaint instance {instance_id}")
+            if instance.status not in statuses:
+                raise Conflict(
+                    f"instance {instance_id} is {instance.status}; {action} needs"
+                    f" {' or '.join(statuses)}"
+                )
+            now = utcnow()
+            step = self._step(session, instance, actor, now)
+            step.cancelling = action == "instance.cancelled"
+            step.preface.append(Draft(now, actor, action, data={"reason": reason}))
+            step.run(step.load(), change)
+
+    def cancel(self, instance_id: int, actor: str, reason: str) -> None:
+        self._admin_step(
+            instance_id,
+            actor,
+            reason,
+            "instance.cancelled",
+            BpmnWorkflow.cancel,
+            ("running", "error"),
+        )
+
+    def retry(self, instance_id: int, actor: str, reason: str) -> None:
+        """Run the failed steps of an instance in status `error` again."""
+
+        def rerun(workflow: BpmnWorkflow) -> None:
+            for task in workflow.get_tasks(state=TaskState.ERROR):
+                workflow.reset_from_task_id(task.id)
+
+        self._admin_step(instance_id, actor, reason, "instance.retried", rerun, ("error",))
+
+    def _read(self, instance: Instance) -> BpmnWorkflow:
+        def refuse(*_: Any) -> dict[str, Any]:
+            raise RuntimeError("reading an instance must not call services")
+
+        return self.codec.loads(instance.state, self.diagram(instance.version), refuse)
+
+    def task_data(self, instance: Instance, task_id: str) -> dict[str, Any]:
+        """The data a task sees: the complaint's facts so far."""
+        task = self._read(instance).get_task_from_id(UUID(task_id))
+        return dict(task.data) if task is not None else {}
+
+    def instance_data(self, instance: Instance) -> dict[str, Any]:
+        """The data as the last step left it."""
+        workflow = self._read(instance)
+        last = workflow.last_task or workflow.task_tree
+        return dict(last.data)

@@ -1,0 +1,170 @@
+"""The read side: procedures, instances, tasks and history as plain data for the API and pages."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..errors import NotFound
+from ..models import Event, Instance, Procedure, Role, Task
+from .core import Engine
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def procedure_roles(session: Session, key: str) -> frozenset[str]:
+    return frozenset(session.scalars(select(Role.key).where(Role.procedure_key == key)))
+
+
+def procedures(engine: Engine, session: Session) -> list[dict[str, Any]]:
+    result = []
+    for procedure in session.scalars(select(Procedure).order_by(Procedure.number_prefix)):
+        version = engine.current_version(session, procedure.key)
+        diagram = engine.diagram(version)
+        result.append(
+            {
+                "key": procedure.key,
+                "name": procedure.name,
+                "number_prefix": procedure.number_prefix,
+                "version": version.version,
+                "roles": [{"key": lane.key, "name": lane.name} for lane in diagram.lanes],
+                "intake_schema": diagram.intake_form,
+                "timers": engine.sla.durations(procedure.key),
+            }
+        )
+    return result
+
+
+def get_instance(session: Session, instance_id: int) -> Instance:
+    instance = session.get(Instance, instance_id)
+    if instance is None:
+        raise NotFound(f"there is no complaint instance {instance_id}")
+    return instance
+
+
+def task_summary(task: Task) -> dict[str, Any]:
+    return {
+        "id": task.id,
+        "instance_id": task.instance_id,
+        "name": task.name,
+        "bpmn_id": task.bpmn_id,
+        "role": task.role,
+        "state": task.state,
+        "assignee": task.assignee,
+        "due_at": _iso(task.due_at),
+        "created_at": _iso(task.created_at),
+        "completed_at": _iso(task.completed_at),
+        "completed_by": task.completed_by,
+    }
+
+
+def instance_summary(instance: Instance) -> dict[str, Any]:
+    record = instance.record
+    return {
+        "id": instance.id,
+        "number": record.number if record else None,
+        "procedure": instance.version.procedure_key,
+        "version": instance.version.version,
+        "status": instance.status,
+        "error": instance.error,
+        "started_at": _iso(instance.started_at),
+        "started_by": instance.started_by,
+        "updated_at": _iso(instance.updated_at),
+        "completed_at": _iso(instance.completed_at),
+    }
+
+
+def instance_detail(engine: Engine, session: Session, instance: Instance) -> dict[str, Any]:
+    tasks = session.scalars(
+        select(Task).where(Task.instance_id == instance.id).order_by(Task.created_at, Task.id)
+    ).all()
+    record = instance.record
+    return {
+        **instance_summary(instance),
+        "data": engine.instance_data(instance),
+        "record": None
+        if record is None
+        else {
+            "number": record.number,
+            "status": record.status,
+            "complainant": record.complainant,
+            "contact": record.contact,
+            "channel": record.channel,
+            "category": record.category,
+            "place": record.place,
+            "description": record.description,
+            "received_at": _iso(record.received_at),
+            "recorded_by": record.recorded_by,
+            "handler": record.handler,
+            "result": record.result,
+            "satisfaction": record.satisfaction,
+            "review": record.review,
+            "reviewed_by": record.reviewed_by,
+            "escalations": record.escalations,
+            "resolved_at": _iso(record.resolved_at),
+            "archived_at": _iso(record.archived_at),
+        },
+        "tasks": [task_summary(t) for t in tasks],
+    }
+
+
+def ready_tasks(session: Session, roles: frozenset[str] | None, limit: int = 200) -> list[Task]:
+    """Ready tasks of the given roles (all roles when None), the most urgent first."""
+    query = select(Task).where(Task.state == "ready")
+    if roles is not None:
+        query = query.where(Task.role.in_(roles))
+    query = query.order_by(Task.due_at.is_(None), Task.due_at, Task.created_at.desc()).limit(limit)
+    return list(session.scalars(query))
+
+
+def ready_tasks_of(session: Session, instance_id: int) -> list[Task]:
+    return list(
+        session.scalars(
+            select(Task)
+            .where(Task.instance_id == instance_id, Task.state == "ready")
+            .order_by(Task.created_at)
+        )
+    )
+
+
+def get_task(session: Session, task_id: str) -> Task:
+    task = session.get(Task, task_id)
+    if task is None:
+        raise NotFound(f"there is no task '{task_id}'")
+    return task
+
+
+def task_detail(engine: Engine, session: Session, task: Task) -> dict[str, Any]:
+    instance = task.instance
+    diagram = engine.diagram(instance.version)
+    spec = diagram.spec.task_specs.get(task.bpmn_id)
+    return {
+        **task_summary(task),
+        "instance": instance_summary(instance),
+        "form_schema": diagram.form_of(spec),
+        "data": engine.task_data(instance, task.id) if task.state == "ready" else {},
+    }
+
+
+def history(session: Session, instance_id: int) -> list[dict[str, Any]]:
+    events = session.scalars(
+        select(Event).where(Event.instance_id == instance_id).order_by(Event.seq)
+    )
+    return [
+        {
+            "seq": e.seq,
+            "at": _iso(e.at),
+            "actor": e.actor,
+            "action": e.action,
+            "bpmn_id": e.bpmn_id,
+            "name": e.name,
+            "data": e.data,
+            "hash": e.hash,
+        }
+        for e in events
+    ]

@@ -1,0 +1,100 @@
+"""SpiffWorkflow glue: the sandboxed script engine and the codec for instance state.
+
+An instance's state is stored without its spec (the spec is stored once per version and parsed
+once per process), so loading a complaint is restoring its task tree against a spec in memory.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+from uuid import UUID
+
+from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
+from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
+from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, WorkflowConverter
+from SpiffWorkflow.bpmn.serializer.helpers.encoder import create_encoder
+from SpiffWorkflow.bpmn.serializer.workflow import VERSION as SERIALIZER_VERSION
+from SpiffWorkflow.spiff.serializer import DEFAULT_CONFIG
+
+from ..diagrams import CompiledDiagram
+from ..sandbox import SandboxEnvironment
+
+# Call(task, handler name, evaluated parameters) -> JSON-able result
+ServiceCall = Callable[[Any, str, dict[str, Any]], dict[str, Any]]
+
+_SANDBOX = SandboxEnvironment()
+
+
+class ScriptEngine(PythonScriptEngine):
+    """Evaluates through the sandbox and sends service tasks to the handler registry.
+
+    SpiffWorkflow's own `call_service` turns every handler error into a NameError about
+    'script'; this one lets the real error surface.
+    """
+
+    def __init__(self, call: ServiceCall) -> None:
+        super().__init__(environment=_SANDBOX)
+        self._call = call
+
+    def call_service(self, task: Any, **kwargs: Any) -> str:
+        params = {name: p["value"] for name, p in kwargs["operation_params"].items()}
+        return json.dumps(self._call(task, kwargs["operation_name"], params))
+
+
+class _SpeclessConverter(BpmnWorkflowConverter):
+    """The workflow converter without the spec: the spec comes from the version cache."""
+
+    def to_dict(self, workflow: BpmnWorkflow) -> dict[str, Any]:
+        dct: dict[str, Any] = WorkflowConverter.to_dict(self, workflow)
+        dct["subprocesses"] = self.mapping_to_dict(workflow.subprocesses)
+        dct["bpmn_events"] = self.registry.convert(workflow.bpmn_events)
+        return dct
+
+    def from_dict(self, dct: dict[str, Any], diagram: CompiledDiagram) -> BpmnWorkflow:
+        workflow = self.target_class(diagram.spec, diagram.subprocess_specs, deserializing=True)
+        workflow.tasks = self.mapping_from_dict(dct["tasks"], UUID, workflow=workflow)
+        workflow.task_tree = workflow.tasks.get(UUID(dct["root"]))
+        self.set_default_attributes(workflow, dct)
+        self.subprocesses_from_dict(dct["subprocesses"], workflow)
+        workflow.bpmn_events = self.registry.restore(dct.pop("bpmn_events", []))
+        return workflow
+
+
+class StateCodec:
+    """Instance state <-> JSON text, in SpiffWorkflow's own format (without the spec)."""
+
+    VERSION = SERIALIZER_VERSION
+
+    def __init__(self) -> None:
+        self._registry = BpmnWorkflowSerializer.configure(DEFAULT_CONFIG)
+        self._converter = _SpeclessConverter(BpmnWorkflow, self._registry)
+        self._encoder = create_encoder(self._registry)
+
+    def dumps(self, workflow: BpmnWorkflow) -> str:
+        # Encoder mode hands datetimes in task data to the JSON encoder instead of walking the
+        # whole structure first: what serialize_json does, without the spec.
+        self._registry._encoder_mode = True
+        try:
+            return json.dumps(
+                self._converter.to_dict(workflow),
+                cls=self._encoder,
+                ensure_ascii=False,
+                separators=(",", ":"),
+            )
+        finally:
+            self._registry._encoder_mode = False
+
+    def loads(self, text: str, diagram: CompiledDiagram, call: ServiceCall) -> BpmnWorkflow:
+        workflow = self._converter.from_dict(json.loads(text), diagram)
+        # The script engine is not part of the state: without this, a restored workflow would
+        # evaluate with SpiffWorkflow's unrestricted default.
+        workflow.script_engine = ScriptEngine(call)
+        return workflow
+
+    def new(self, diagram: CompiledDiagram, call: ServiceCall) -> BpmnWorkflow:
+        return BpmnWorkflow(
+            diagram.spec, diagram.subprocess_specs, script_engine=ScriptEngine(call)
+        )

@@ -1,0 +1,191 @@
+"""One workflow step, from loaded state to saved state, in the caller's transaction.
+
+Every change to an instance — start, completion, timer, retry, cancel — goes through `Step`:
+it gives the workflow a script engine bound to this transaction, runs the change and the engine
+steps that follow, reads off what happened, and saves state, task rows and history together with
+an optimistic version check (the loser of a race gets `Conflict`, nothing half-written).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.util.task import TaskState
+from sqlalchemy import update
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
+
+from ..diagrams import CompiledDiagram
+from ..errors import Conflict
+from ..handlers import HandlerContext, HandlerRegistry
+from ..models import Event, Instance, Task
+from .history import Draft, StepTrace, chain_hash, diff, due_at, next_timer_at, snapshot
+from .runtime import StateCodec
+
+
+@dataclass
+class Step:
+    session: Session
+    instance: Instance
+    diagram: CompiledDiagram
+    handlers: HandlerRegistry
+    codec: StateCodec
+    actor: str
+    now: datetime
+
+    cancelling: bool = False
+
+    def __post_init__(self) -> None:
+        self.preface: list[Draft] = []  # events that come before what the engine did
+        self.trace = StepTrace(actor=self.actor)
+        self.expected_version = self.instance.lock_version
+
+    # -- the service call SpiffWorkflow makes for a service task --------------------------
+
+    def call(self, task: Any, name: str, params: dict[str, Any]) -> dict[str, Any]:
+        context = HandlerContext(
+            session=self.session,
+            instance=self.instance,
+            procedure_key=self.diagram.key,
+            number_prefix=self.diagram.number_prefix,
+            actor=self.actor,
+            now=self.now,
+            bpmn_id=task.task_spec.bpmn_id,
+            data=dict(task.data),
+        )
+        entry: dict[str, Any] = {"operator": name, "params": params}
+        self.trace.calls[task.id] = entry
+        try:
+            # A savepoint, so a failing handler leaves none of its writes behind.
+            with self.session.begin_nested():
+                result = self.handlers.call(name, context, params)
+        except Exception as exc:
+            entry["error"] = f"{type(exc).__name__}: {exc}"
+            raise
+        entry["result"] = result
+        self.trace.handler_events[task.id] = context.events
+        return result
+
+    # -- running ------------------------------------------------------------------------
+
+    def load(self) -> BpmnWorkflow:
+        return self.codec.loads(self.instance.state, self.diagram, self.call)
+
+    def new_workflow(self) -> BpmnWorkflow:
+        return self.codec.new(self.diagram, self.call)
+
+    def run(self, workflow: BpmnWorkflow, change: Callable[[BpmnWorkflow], None]) -> None:
+        """Apply `change`, let the engine run on, and save everything that happened."""
+        before = snapshot(workflow)
+        try:
+            change(workflow)
+            workflow.do_engine_steps()
+        except DBAPIError:
+            raise  # the database is gone or refused: nothing of this step may be saved
+        except Exception as exc:  # diagram code or a handler failed: keep it, mark the error
+            self.trace.error = f"{type(exc).__name__}: {exc}"
+        self.save(workflow, before)
+
+    def save(self, workflow: BpmnWorkflow, before: dict[Any, int]) -> None:
+        changes = diff(before, workflow, self.trace)
+        changes.events[:0] = self.preface
+        instance = self.instance
+        status = self._status(workflow)
+        if status == "completed" and instance.status != "completed":
+            changes.events.append(Draft(self.now, self.actor, "instance.completed"))
+        values: dict[str, Any] = {
+            "state": self.codec.dumps(workflow),
+            "serializer_version": self.codec.VERSION,
+            "status": status,
+            "error": self.trace.error if status == "error" else None,
+            "next_timer_at": next_timer_at(workflow) if status == "running" else None,
+            "updated_at": self.now,
+        }
+        if status in ("completed", "cancelled") and instance.completed_at is None:
+            values["completed_at"] = self.now
+        write_instance(self.session, instance, self.expected_version, changes.events, values)
+        self._sync_tasks(changes.ready, changes.finished)
+
+    def _status(self, workflow: BpmnWorkflow) -> str:
+        if self.cancelling:
+            return "cancelled"
+        if self.trace.error or workflow.get_tasks(state=TaskState.ERROR):
+            return "error"
+        return "completed" if workflow.is_completed() else "running"
+
+    def _sync_tasks(self, ready: list[Any], finished: dict[str, str]) -> None:
+        for task in ready:
+            role = self.diagram.role_of(task.task_spec) or ""
+            self.session.add(
+                Task(
+                    id=str(task.id),
+                    instance_id=self.instance.id,
+                    bpmn_id=task.task_spec.bpmn_id,
+                    name=task.task_spec.bpmn_name or task.task_spec.bpmn_id,
+                    role=role,
+                    state="ready",
+                    due_at=due_at(task),
+                    created_at=self.now,
+                )
+            )
+        for task_id, state in finished.items():
+            self.session.execute(
+                update(Task)
+                .where(Task.id == task_id, Task.state == "ready")
+                .values(
+                    state=state,
+                    completed_at=self.now,
+                    completed_by=self.actor if state == "completed" else None,
+                )
+                .execution_options(synchronize_session=False)
+            )
+
+
+def write_instance(
+    session: Session,
+    instance: Instance,
+    expected_version: int,
+    drafts: list[Draft],
+    values: dict[str, Any],
+) -> None:
+    """Update the instance row if nobody else did since `expected_version` was read, and chain
+    the events onto its history. The row's version check is what serialises writers."""
+    seq, head = instance.head_seq, instance.head_hash
+    rows = []
+    for draft in drafts:
+        seq += 1
+        digest = chain_hash(head, instance.id, seq, draft)
+        rows.append(
+            Event(
+                instance_id=instance.id,
+                seq=seq,
+                at=draft.at,
+                actor=draft.actor,
+                action=draft.action,
+                bpmn_id=draft.bpmn_id,
+                name=draft.name,
+                data=draft.data,
+                prev_hash=head,
+                hash=digest,
+            )
+        )
+        head = digest
+    values = {**values, "head_seq": seq, "head_hash": head, "lock_version": expected_version + 1}
+    result = session.execute(
+        update(Instance)
+        .where(Instance.id == instance.id, Instance.lock_version == expected_version)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise Conflict(
+            f"complaint {instance.id} was changed by someone else meanwhile; reload and try again"
+        )
+    for name, value in values.items():
+        set_committed_value(instance, name, value)  # already written: not dirty again
+    session.add_all(rows)

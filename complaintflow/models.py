@@ -1,0 +1,245 @@
+"""The tables, typed. Invariants live in the database: unique numbers, one record per instance,
+history that is only ever appended to (triggers in the migrations), records never deleted."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend (SQLite keeps no zone of its own)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+JSONData = JSON().with_variant(JSONB(), "postgresql")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime,
+        dict[str, Any]: JSONData,
+    }
+
+
+class Procedure(Base):
+    __tablename__ = "procedures"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    number_prefix: Mapped[str] = mapped_column(String(8), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    versions: Mapped[list[ProcedureVersion]] = relationship(
+        back_populates="procedure", order_by="ProcedureVersion.version"
+    )
+
+
+class ProcedureVersion(Base):
+    """One deployed diagram, immutable: its BPMN and the forms it names, stored once."""
+
+    __tablename__ = "procedure_versions"
+    __table_args__ = (UniqueConstraint("procedure_key", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    procedure_key: Mapped[str] = mapped_column(ForeignKey("procedures.key"))
+    version: Mapped[int] = mapped_column(Integer)
+    bpmn_xml: Mapped[str] = mapped_column(Text)
+    forms: Mapped[dict[str, Any]] = mapped_column()  # form path -> JSON Schema
+    sha256: Mapped[str] = mapped_column(String(64))
+    deployed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    deployed_by: Mapped[str] = mapped_column(String(100))
+
+    procedure: Mapped[Procedure] = relationship(back_populates="versions")
+
+
+class Role(Base):
+    __tablename__ = "roles"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(String(500), default="")
+    # NULL for roles of the product itself (admin); otherwise the lane's procedure.
+    procedure_key: Mapped[str | None] = mapped_column(ForeignKey("procedures.key"))
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(100), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    display_name: Mapped[str] = mapped_column(String(200), default="")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    roles: Mapped[list[UserRole]] = relationship(cascade="all, delete-orphan", lazy="selectin")
+
+    @property
+    def role_keys(self) -> frozenset[str]:
+        return frozenset(r.role_key for r in self.roles)
+
+
+class UserRole(Base):
+    __tablename__ = "user_roles"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    role_key: Mapped[str] = mapped_column(ForeignKey("roles.key"), primary_key=True)
+
+
+class Instance(Base):
+    """A running or finished complaint: its workflow state as one JSON document, without the
+    spec (that is stored once per version). `lock_version` serialises writers; `head_*` is the
+    end of its history chain."""
+
+    __tablename__ = "instances"
+    __table_args__ = (Index("ix_instances_due_timer", "next_timer_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("procedure_versions.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="running", index=True)
+    state: Mapped[str] = mapped_column(Text)
+    serializer_version: Mapped[str] = mapped_column(String(16))
+    lock_version: Mapped[int] = mapped_column(Integer, default=1)
+    next_timer_at: Mapped[datetime | None] = mapped_column()
+    error: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_by: Mapped[str] = mapped_column(String(100))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    completed_at: Mapped[datetime | None] = mapped_column()
+    head_seq: Mapped[int] = mapped_column(Integer, default=0)
+    head_hash: Mapped[str] = mapped_column(String(64), default="")
+
+    version: Mapped[ProcedureVersion] = relationship(lazy="joined")
+    record: Mapped[ComplaintRecord | None] = relationship(
+        back_populates="instance", uselist=False, lazy="joined"
+    )
+
+
+class Task(Base):
+    """A human task as the inbox sees it, kept in step with the workflow state on every save."""
+
+    __tablename__ = "tasks"
+    __table_args__ = (Index("ix_tasks_inbox", "state", "role", "due_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)  # SpiffWorkflow task id
+    instance_id: Mapped[int] = mapped_column(ForeignKey("instances.id"), index=True)
+    bpmn_id: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16), default="ready")
+    assignee: Mapped[str | None] = mapped_column(String(100))
+    due_at: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    completed_at: Mapped[datetime | None] = mapped_column()
+    completed_by: Mapped[str | None] = mapped_column(String(100))
+
+    instance: Mapped[Instance] = relationship()
+
+
+class Event(Base):
+    """One line of an instance's history, chained to the one before it by hash."""
+
+    __tablename__ = "events"
+    __table_args__ = (UniqueConstraint("instance_id", "seq"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("instances.id"))
+    seq: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column()
+    actor: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(40))
+    bpmn_id: Mapped[str | None] = mapped_column(String(200))
+    name: Mapped[str | None] = mapped_column(String(200))
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class ComplaintRecord(Base):
+    """The 《用戶投訴記錄》: written by the record-keeping handlers, never deleted."""
+
+    __tablename__ = "complaint_records"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str] = mapped_column(String(32), unique=True)
+    procedure_key: Mapped[str] = mapped_column(ForeignKey("procedures.key"))
+    instance_id: Mapped[int] = mapped_column(ForeignKey("instances.id"), unique=True)
+    complainant: Mapped[str] = mapped_column(String(200))
+    contact: Mapped[str | None] = mapped_column(String(200))
+    channel: Mapped[str | None] = mapped_column(String(50))
+    category: Mapped[str | None] = mapped_column(String(100))
+    place: Mapped[str | None] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column()
+    recorded_by: Mapped[str] = mapped_column(String(100))
+    handler: Mapped[str | None] = mapped_column(String(100))
+    result: Mapped[str | None] = mapped_column(Text)
+    satisfaction: Mapped[str | None] = mapped_column(String(50))
+    review: Mapped[str | None] = mapped_column(Text)
+    reviewed_by: Mapped[str | None] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    escalations: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    resolved_at: Mapped[datetime | None] = mapped_column()
+    archived_at: Mapped[datetime | None] = mapped_column()
+
+    instance: Mapped[Instance] = relationship(back_populates="record")
+
+
+class NumberSequence(Base):
+    """The last complaint number given out per prefix and year."""
+
+    __tablename__ = "number_sequences"
+
+    prefix: Mapped[str] = mapped_column(String(8), primary_key=True)
+    year: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last_value: Mapped[int] = mapped_column(Integer)
+
+
+class Notification(Base):
+    """A message for the people of a role or for the complainant, shown in the app."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (Index("ix_notifications_role", "role", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("instances.id"), index=True)
+    audience: Mapped[str] = mapped_column(String(16))  # "role" or "complainant"
+    role: Mapped[str | None] = mapped_column(String(64))
+    event: Mapped[str] = mapped_column(String(64))
+    urgent: Mapped[bool] = mapped_column(Boolean, default=False)
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,214 @@
+"""The project's rules for a diagram, checked before anything is stored.
+
+SpiffWorkflow's parser accepts much that cannot run here: expressions with syntax errors, lanes
+no role maps to, service tasks naming handlers that do not exist. Each rule below returns
+findings that say where (element id, name, line) and how to fix it.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+from lxml import etree
+
+from .diagrams import NS, CompiledDiagram, executable_process, form_paths
+from .handlers import HandlerRegistry
+from .sandbox import RESERVED_NAMES, SandboxError, compile_expression, compile_script
+from .sla import SlaTable
+
+_KEY = re.compile(r"^[a-z][a-z0-9_]{1,62}$")
+_FIELD = re.compile(r"^[a-z][a-z0-9_]*$")
+_HUMAN_TAGS = ("userTask", "manualTask")
+
+
+def _where(element: etree._Element) -> str:
+    name = element.get("name")
+    label = f"{element.get('id')} ({name})" if name else str(element.get("id"))
+    return f"{label}, line {element.sourceline}"
+
+
+def check_diagram(
+    tree: etree._ElementTree,
+    diagram: CompiledDiagram,
+    handlers: HandlerRegistry,
+    sla: SlaTable,
+) -> list[str]:
+    process = executable_process(tree, diagram.key)
+    findings: list[str] = []
+    findings += _check_process(process, diagram)
+    findings += _check_lanes(process)
+    findings += _check_forms(process, diagram.forms)
+    findings += _check_service_tasks(process, handlers)
+    findings += _check_gateways(process)
+    findings += _check_expressions(process)
+    findings += _check_timers(process, diagram.key, sla)
+    return findings
+
+
+def _check_process(process: etree._Element, diagram: CompiledDiagram) -> Iterator[str]:
+    if not _KEY.match(diagram.key):
+        yield (
+            f"process {diagram.key!r}: the process id is the procedure key; use lower-case"
+            " letters, digits and underscores, starting with a letter"
+        )
+    if not re.match(r"^[A-Z]{1,4}$", diagram.number_prefix):
+        yield (
+            f"process {diagram.key}: add the process property numberPrefix (1–4 capital letters,"
+            " e.g. A) that starts its complaint numbers"
+        )
+
+
+def _check_lanes(process: etree._Element) -> Iterator[str]:
+    lanes = list(process.iterfind(".//bpmn:lane", NS))
+    if not lanes:
+        yield "the process has no lanes: draw one lane per role and put every task in one"
+        return
+    in_lane = {ref.text for lane in lanes for ref in lane.iterfind("bpmn:flowNodeRef", NS)}
+    names: set[str] = set()
+    for lane in lanes:
+        if not _KEY.match(lane.get("id", "")):
+            yield f"{_where(lane)}: the lane id is its role key; use lower-case snake_case"
+        if not lane.get("name"):
+            yield f"{_where(lane)}: give the lane the role's name"
+        elif lane.get("name") in names:
+            yield f"{_where(lane)}: another lane has the name {lane.get('name')!r}; rename one"
+        names.add(lane.get("name", ""))
+    for tag in (*_HUMAN_TAGS, "startEvent"):
+        for element in process.iterfind(f".//bpmn:{tag}", NS):
+            if element.get("id") not in in_lane:
+                yield f"{_where(element)}: put this {tag} in the lane of the role that does it"
+
+
+def _check_forms(process: etree._Element, forms: dict[str, Any]) -> Iterator[str]:
+    for tag in _HUMAN_TAGS:
+        for task in process.iterfind(f".//bpmn:{tag}", NS):
+            if not _names_form(task):
+                yield f"{_where(task)}: name its form with the property formJsonSchemaFilename"
+    for path, element in form_paths(process).items():
+        if path in forms:  # a missing file was reported when it was read
+            for problem in _form_problems(forms[path]):
+                yield f"{_where(element)}: form '{path}' {problem}"
+
+
+def _names_form(task: etree._Element) -> bool:
+    return any(
+        prop.get("name") == "formJsonSchemaFilename"
+        for prop in task.iterfind(
+            "bpmn:extensionElements/spiffworkflow:properties/spiffworkflow:property", NS
+        )
+    )
+
+
+def _form_problems(schema: Any) -> Iterator[str]:
+    if not isinstance(schema, dict):
+        yield "must be a JSON object"
+        return
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        yield f"is not a valid JSON Schema: {exc.message}"
+        return
+    if schema.get("type") != "object":
+        yield 'must have "type": "object"'
+    if schema.get("additionalProperties") is not False:
+        yield 'must have "additionalProperties": false so that only its fields reach the data'
+    for name in schema.get("properties", {}):
+        if not _FIELD.match(name) or name in RESERVED_NAMES:
+            yield (
+                f"has the field {name!r}: field names are lower-case identifiers, not starting"
+                f" with '_' and not one of {', '.join(sorted(RESERVED_NAMES))}"
+            )
+
+
+def _check_service_tasks(process: etree._Element, handlers: HandlerRegistry) -> Iterator[str]:
+    for task in process.iterfind(".//bpmn:serviceTask", NS):
+        operator = task.find("bpmn:extensionElements/spiffworkflow:serviceTaskOperator", NS)
+        if operator is None:
+            yield f"{_where(task)}: name a handler with spiffworkflow:serviceTaskOperator"
+            continue
+        handler = handlers.get(operator.get("id", ""))
+        if handler is None:
+            known = ", ".join(h.name for h in handlers.all())
+            yield f"{_where(task)}: no handler is called {operator.get('id')!r}; known: {known}"
+            continue
+        params = {
+            p.get("id", ""): p.get("value", "")
+            for p in operator.iterfind("spiffworkflow:parameters/spiffworkflow:parameter", NS)
+        }
+        for problem in handler.check_params(params):
+            yield f"{_where(task)}: {problem}"
+        for name, source in params.items():
+            try:
+                compile_expression(source)
+            except SandboxError as exc:
+                yield f"{_where(task)}: parameter {name!r} = {source!r} does not compile: {exc}"
+
+
+def _check_gateways(process: etree._Element) -> Iterator[str]:
+    for gateway in process.iterfind(".//bpmn:exclusiveGateway", NS):
+        outgoing = [
+            flow
+            for flow in process.iterfind("bpmn:sequenceFlow", NS)
+            if flow.get("sourceRef") == gateway.get("id")
+        ]
+        if len(outgoing) > 1 and not gateway.get("default"):
+            yield (
+                f"{_where(gateway)}: mark one outgoing flow as the default, so the complaint never"
+                " stops here when no condition holds"
+            )
+
+
+def _check_expressions(process: etree._Element) -> Iterator[str]:
+    for condition in process.iterfind(".//bpmn:conditionExpression", NS):
+        flow = condition.getparent()
+        try:
+            compile_expression(condition.text or "")
+        except SandboxError as exc:
+            yield f"{_where(flow)}: the condition {condition.text!r} does not compile: {exc}"
+    for script in process.iterfind(".//bpmn:script", NS):
+        try:
+            compile_script(script.text or "")
+        except SandboxError as exc:
+            yield f"{_where(script.getparent())}: the script does not compile: {exc}"
+
+
+def timer_name(expression: str) -> str | None:
+    """The deadline a timer expression reads: `sla["name"]` gives `name`."""
+    try:
+        node = ast.parse(expression.strip(), mode="eval").body
+    except SyntaxError:
+        return None
+    if (
+        isinstance(node, ast.Subscript)
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "sla"
+        and isinstance(node.slice, ast.Constant)
+        and isinstance(node.slice.value, str)
+    ):
+        return node.slice.value
+    return None
+
+
+def _check_timers(process: etree._Element, key: str, sla: SlaTable) -> Iterator[str]:
+    configured = sla.deadlines(key)
+    for definition in process.iterfind(".//bpmn:timerEventDefinition", NS):
+        event = definition.getparent()
+        for expr in definition:
+            if not isinstance(expr.tag, str):
+                continue
+            name = timer_name(expr.text or "")
+            if name is None:
+                yield (
+                    f'{_where(event)}: write the timer as sla["<name>"] and give <name> a'
+                    " duration in bpmn/sla.json, so deadlines stay configurable"
+                )
+            elif name not in configured:
+                yield (
+                    f"{_where(event)}: the timer reads sla[{name!r}], but procedure {key!r} has no"
+                    f" such deadline in bpmn/sla.json (it has: {', '.join(configured) or 'none'})"
+                )
