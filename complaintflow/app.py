@@ -20,8 +20,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
     app.json.ensure_ascii = False  # type: ignore[attr-defined]  # Chinese stays readable
     app.extensions["complaintflow"] = Services.build(settings)
-    # Task data holds complainants' personal data; SpiffWorkflow logs it at DEBUG.
-    logging.getLogger("spiff").setLevel(logging.INFO)
+    # SpiffWorkflow logs every state change at INFO and task data (personal data) at DEBUG.
+    logging.getLogger("spiff").setLevel(logging.WARNING)
 
     from .api import bp as api_bp
 

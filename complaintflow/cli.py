@@ -16,10 +16,9 @@ from flask.cli import FlaskGroup, with_appcontext
 from sqlalchemy import select
 
 from .app import create_app, services
+from .bootstrap import OPERATOR, initialise
 from .errors import ComplaintflowError, InvalidDiagram
 from .models import Role
-
-OPERATOR = "cli"
 
 
 class _Group(FlaskGroup):
@@ -58,26 +57,8 @@ def _deploy_all(paths: list[Path], actor: str) -> None:
 @with_appcontext
 def init(demo_users: bool) -> None:
     """Create or upgrade the database and deploy the bundled diagrams."""
-    from .migrations import upgrade
-
-    svc = services()
-    upgrade(svc.store)
-    svc.accounts.ensure_builtin_roles()
-    _deploy_all(sorted(svc.settings.bpmn_dir.glob("*.bpmn")), OPERATOR)
-    if demo_users:
-        _create_demo_users()
-
-
-def _create_demo_users() -> None:
-    svc = services()
-    with svc.store.read() as session:
-        roles = session.scalars(select(Role.key).order_by(Role.procedure_key, Role.key)).all()
-    for role in roles:
-        try:
-            svc.accounts.create_user(role, f"{role}-demo", [role])
-            click.echo(f"demo user {role} (password {role}-demo)")
-        except ComplaintflowError:
-            pass  # already there from an earlier run
+    for line in initialise(services(), demo_users=demo_users):
+        click.echo(line)
 
 
 @main.command()

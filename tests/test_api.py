@@ -1,0 +1,223 @@
+"""The JSON API over HTTP (Flask's test client): authentication, roles, status codes and bodies."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import pytest
+from flask import Flask
+
+from .conftest import MECHANICS, Api
+
+INTAKE = {"data": {"name": "陳太太", "text": "大堂燈不亮"}}
+
+
+@pytest.fixture
+def mech_api(make_app: Callable[..., Flask]) -> Api:
+    return Api(make_app(MECHANICS).test_client())
+
+
+def start(api: Api, user: str = "desk") -> dict:
+    response = api.post("/procedures/mechanics/instances", user, INTAKE)
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()
+
+
+def test_token_needs_the_right_password(mech_api: Api) -> None:
+    client = mech_api.client
+    wrong = client.post("/api/v1/auth/token", json={"username": "desk", "password": "nope"})
+    assert wrong.status_code == 401
+    assert wrong.get_json()["error"]["message"] == "wrong username or password"
+    unknown = client.post("/api/v1/auth/token", json={"username": "nobody", "password": "x" * 9})
+    assert unknown.status_code == 401
+    garbled = client.post("/api/v1/auth/token", data="{not json", content_type="application/json")
+    assert garbled.status_code == 400
+    assert client.post("/api/v1/auth/token", json={"username": 3}).status_code == 400
+
+
+def test_requests_without_a_valid_token_are_refused(mech_api: Api) -> None:
+    client = mech_api.client
+    missing = client.get("/api/v1/tasks")
+    assert missing.status_code == 401
+    assert missing.headers["WWW-Authenticate"].startswith("Bearer")
+    forged = client.get("/api/v1/tasks", headers={"Authorization": "Bearer abc.def"})
+    assert forged.status_code == 401
+    assert forged.get_json()["error"]["code"] == "unauthorized"
+
+
+def test_procedures_show_intake_schema_and_timers(mech_api: Api) -> None:
+    body = mech_api.get("/procedures", "desk").get_json()
+    (procedure,) = body["procedures"]
+    assert procedure["key"] == "mechanics" and procedure["version"] == 1
+    assert procedure["intake_schema"]["required"] == ["name", "text"]
+    assert procedure["timers"] == {"handle": "PT1H"}
+    assert {r["key"] for r in procedure["roles"]} == {"desk", "boss"}
+
+
+def test_start_gives_a_number_and_the_next_task(mech_api: Api) -> None:
+    body = start(mech_api)
+    assert re.fullmatch(r"T-\d{4}-000001", body["number"])
+    assert body["status"] == "running"
+    (task,) = body["next_tasks"]
+    assert (task["name"], task["role"], task["state"]) == ("處理", "desk", "ready")
+    assert task["due_at"] is not None
+
+
+def test_start_is_checked(mech_api: Api) -> None:
+    missing = mech_api.post("/procedures/nothing/instances", "desk", INTAKE)
+    assert missing.status_code == 404
+    invalid = mech_api.post("/procedures/mechanics/instances", "desk", {"data": {"name": "x"}})
+    assert invalid.status_code == 422
+    assert invalid.get_json()["error"]["fields"] == {"text": ["This field is required."]}
+    not_object = mech_api.post("/procedures/mechanics/instances", "desk", {"data": [1]})
+    assert not_object.status_code == 422
+
+
+def test_a_user_without_the_procedures_roles_cannot_start_it(
+    make_app: Callable[..., Flask],
+) -> None:
+    app = make_app(MECHANICS)
+    from complaintflow.app import services
+
+    services(app).accounts.create_user("outsider", "outsider-demo", ["admin"])
+    api = Api(app.test_client())
+    assert api.post("/procedures/mechanics/instances", "outsider", INTAKE).status_code == 201
+    services(app).accounts.ensure_builtin_roles()
+    with services(app).store.write() as session:
+        from complaintflow.models import Role
+
+        session.add(Role(key="stranger", name="stranger", procedure_key=None))
+    services(app).accounts.create_user("stranger", "stranger-demo", ["stranger"])
+    refused = api.post("/procedures/mechanics/instances", "stranger", INTAKE)
+    assert refused.status_code == 403
+
+
+def test_tasks_are_listed_by_role(mech_api: Api) -> None:
+    start(mech_api)
+    assert [t["name"] for t in mech_api.get("/tasks", "desk").get_json()["tasks"]] == ["處理"]
+    assert mech_api.get("/tasks", "boss").get_json()["tasks"] == []
+    assert len(mech_api.get("/tasks", "admin").get_json()["tasks"]) == 1
+
+
+def test_task_detail_has_its_form_and_data(mech_api: Api) -> None:
+    task_id = start(mech_api)["next_tasks"][0]["id"]
+    detail = mech_api.get(f"/tasks/{task_id}", "desk").get_json()
+    assert detail["form_schema"]["required"] == ["solved"]
+    assert detail["data"]["name"] == "陳太太"
+    assert detail["instance"]["number"].startswith("T-")
+    assert mech_api.get("/tasks/no-such-task", "desk").status_code == 404
+
+
+def test_complete_moves_the_work_on(mech_api: Api) -> None:
+    task_id = start(mech_api)["next_tasks"][0]["id"]
+    done = mech_api.post(f"/tasks/{task_id}/complete", "desk", {"data": {"solved": False}})
+    assert done.status_code == 200
+    body = done.get_json()
+    assert body["status"] == "running"
+    assert [(t["name"], t["role"]) for t in body["next_tasks"]] == [("主管檢查", "boss")]
+
+
+def test_forbidden_stale_and_invalid_completions(mech_api: Api) -> None:
+    task_id = start(mech_api)["next_tasks"][0]["id"]
+    forbidden = mech_api.post(f"/tasks/{task_id}/complete", "boss", {"data": {"solved": True}})
+    assert forbidden.status_code == 403
+    assert forbidden.get_json()["error"]["code"] == "forbidden"
+    invalid = mech_api.post(f"/tasks/{task_id}/complete", "desk", {"data": {"solved": "maybe"}})
+    assert invalid.status_code == 422
+    assert invalid.get_json()["error"]["fields"] == {"solved": ["Must be true or false."]}
+    ok = mech_api.post(f"/tasks/{task_id}/complete", "desk", {"data": {"solved": True}})
+    assert ok.status_code == 200 and ok.get_json()["status"] == "completed"
+    stale = mech_api.post(f"/tasks/{task_id}/complete", "desk", {"data": {"solved": True}})
+    assert stale.status_code == 409
+    assert "already completed by desk" in stale.get_json()["error"]["message"]
+
+
+def test_a_claimed_task_is_for_its_claimant(make_app: Callable[..., Flask]) -> None:
+    app = make_app(MECHANICS)
+    from complaintflow.app import services
+
+    services(app).accounts.create_user("desk2", "desk2-demo", ["desk"])
+    api = Api(app.test_client())
+    task_id = start(api)["next_tasks"][0]["id"]
+    claimed = api.post(f"/tasks/{task_id}/claim", "desk")
+    assert claimed.status_code == 200 and claimed.get_json()["assignee"] == "desk"
+    taken = api.post(f"/tasks/{task_id}/complete", "desk2", {"data": {"solved": True}})
+    assert taken.status_code == 409
+    assert "claimed by desk" in taken.get_json()["error"]["message"]
+    assert api.post(f"/tasks/{task_id}/release", "desk").get_json()["assignee"] is None
+    ok = api.post(f"/tasks/{task_id}/complete", "desk2", {"data": {"solved": True}})
+    assert ok.status_code == 200
+
+
+def test_instance_and_history(mech_api: Api) -> None:
+    started = start(mech_api)
+    task_id = started["next_tasks"][0]["id"]
+    mech_api.post(f"/tasks/{task_id}/complete", "desk", {"data": {"solved": True}})
+    instance = mech_api.get(f"/instances/{started['id']}", "boss").get_json()
+    assert instance["status"] == "completed"
+    assert instance["record"]["complainant"] == "陳太太"
+    assert [(t["name"], t["state"], t["completed_by"]) for t in instance["tasks"]] == [
+        ("處理", "completed", "desk")
+    ]
+    events = mech_api.get(f"/instances/{started['id']}/history", "boss").get_json()["events"]
+    assert [e["action"] for e in events] == [
+        "instance.started",
+        "service.called",
+        "service.called",
+        "task.ready",
+        "task.completed",
+        "gateway.passed",
+        "element.completed",
+        "end.reached",
+        "instance.completed",
+    ]
+    completed = events[4]
+    assert (completed["actor"], completed["name"], completed["data"]) == (
+        "desk",
+        "處理",
+        {"solved": True},
+    )
+    assert events[0]["data"] == INTAKE["data"]
+    assert mech_api.get("/instances/999", "boss").status_code == 404
+
+
+def test_only_admins_cancel_and_retry(mech_api: Api) -> None:
+    instance_id = start(mech_api)["id"]
+    assert (
+        mech_api.post(f"/instances/{instance_id}/cancel", "desk", {"reason": "x"}).status_code
+        == 403
+    )
+    no_reason = mech_api.post(f"/instances/{instance_id}/cancel", "admin", {})
+    assert no_reason.status_code == 400
+    cancelled = mech_api.post(f"/instances/{instance_id}/cancel", "admin", {"reason": "duplicate"})
+    assert cancelled.status_code == 200 and cancelled.get_json()["status"] == "cancelled"
+    again = mech_api.post(f"/instances/{instance_id}/retry", "admin", {"reason": "why not"})
+    assert again.status_code == 409
+
+
+def test_healthz_answers(mech_api: Api) -> None:
+    response = mech_api.client.get("/healthz")
+    assert response.status_code == 200 and response.get_json() == {"status": "ok"}
+
+
+def test_unknown_api_paths_answer_json(mech_api: Api) -> None:
+    response = mech_api.get("/no/such/thing", "desk")
+    assert response.status_code == 404
+    assert response.get_json()["error"]["code"] == "not_found"
+
+
+def test_openapi_documents_every_route(mech_api: Api) -> None:
+    app = mech_api.client.application
+    document = mech_api.client.get("/api/v1/openapi.json").get_json()
+    assert document["openapi"].startswith("3.")
+    documented = {
+        (path, method.upper()) for path, item in document["paths"].items() for method in item
+    }
+    served = set()
+    for rule in app.url_map.iter_rules():
+        if rule.rule.startswith("/api/v1/"):
+            path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule.removeprefix("/api/v1"))
+            path = path.replace("{instance_id}", "{id}").replace("{task_id}", "{id}")
+            served |= {(path, m) for m in rule.methods or () if m not in ("HEAD", "OPTIONS")}
+    assert documented == served

@@ -1,0 +1,254 @@
+"""The engine's mechanics on a small test procedure: numbering, validation, conflicts, failing
+handlers and retry, timers, cancelling, versions, and the history chain."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import delete, select, text, update
+
+from complaintflow.app import services
+from complaintflow.engine import queries
+from complaintflow.engine.history import Draft, chain_hash
+from complaintflow.engine.steps import write_instance
+from complaintflow.errors import Conflict, InvalidData
+from complaintflow.models import ComplaintRecord, Event, Instance, Notification, Task
+from complaintflow.services import Services
+
+from .conftest import FLAKY_FOR, MECHANICS
+
+
+@pytest.fixture
+def mech(make_app: Callable[..., Flask]) -> Services:
+    return services(make_app(MECHANICS))
+
+
+def start(svc: Services, name: str = "王小明", text: str = "電梯停了") -> int:
+    return svc.engine.start("mechanics", {"name": name, "text": text}, "desk")
+
+
+def ready(svc: Services, instance_id: int) -> list[Task]:
+    with svc.store.read() as session:
+        return queries.ready_tasks_of(session, instance_id)
+
+
+def actions(svc: Services, instance_id: int) -> list[str]:
+    with svc.store.read() as session:
+        return [e["action"] for e in queries.history(session, instance_id)]
+
+
+def instance(svc: Services, instance_id: int) -> Instance:
+    with svc.store.read() as session:
+        found = session.get(Instance, instance_id)
+        assert found is not None
+        return found
+
+
+def test_start_numbers_the_complaint_and_records_it(mech: Services) -> None:
+    first, second = start(mech), start(mech, name="李四")
+    with mech.store.read() as session:
+        records = session.scalars(select(ComplaintRecord).order_by(ComplaintRecord.id)).all()
+    year = records[0].received_at.year
+    assert [r.number for r in records] == [f"T-{year}-000001", f"T-{year}-000002"]
+    assert [r.instance_id for r in records] == [first, second]
+    assert records[0].complainant == "王小明" and records[0].description == "電梯停了"
+    assert records[0].recorded_by == "desk"
+    assert [t.bpmn_id for t in ready(mech, first)] == ["handle"]
+    assert actions(mech, first) == [
+        "instance.started",
+        "service.called",
+        "service.called",
+        "task.ready",
+    ]
+
+
+def test_invalid_intake_is_refused_and_nothing_is_written(mech: Services) -> None:
+    with pytest.raises(InvalidData) as refused:
+        mech.engine.start("mechanics", {"name": "", "text": 3, "extra": 1}, "desk")
+    assert refused.value.fields == {
+        "name": ["This field is required."],
+        "text": ["Must be text."],
+        "extra": ["This form has no such field."],
+    }
+    with mech.store.read() as session:
+        assert session.scalars(select(Instance)).all() == []
+        assert session.scalars(select(ComplaintRecord)).all() == []
+
+
+def test_invalid_completion_keeps_the_task_ready(mech: Services) -> None:
+    instance_id = start(mech)
+    task = ready(mech, instance_id)[0]
+    before = instance(mech, instance_id).lock_version
+    with pytest.raises(InvalidData) as refused:
+        mech.engine.complete(task.id, {"solved": "yes", "visited_on": "tomorrow"}, "desk")
+    assert refused.value.fields == {
+        "solved": ["Must be true or false."],
+        "visited_on": ["Must be a date such as 2026-11-27."],
+    }
+    assert instance(mech, instance_id).lock_version == before
+    assert [t.id for t in ready(mech, instance_id)] == [task.id]
+
+
+def test_a_task_completes_once(mech: Services) -> None:
+    instance_id = start(mech)
+    task = ready(mech, instance_id)[0]
+    mech.engine.complete(task.id, {"solved": True}, "desk")
+    with pytest.raises(Conflict, match="already completed by desk"):
+        mech.engine.complete(task.id, {"solved": True}, "someone-else")
+    assert instance(mech, instance_id).status == "completed"
+
+
+def test_racing_completions_let_exactly_one_through(mech: Services) -> None:
+    instance_id = start(mech)
+    task = ready(mech, instance_id)[0]
+    barrier = threading.Barrier(4)
+    outcomes: list[str] = []
+
+    def attempt(n: int) -> None:
+        barrier.wait()
+        try:
+            mech.engine.complete(task.id, {"solved": True, "note": f"by {n}"}, f"user{n}")
+            outcomes.append("ok")
+        except Conflict:
+            outcomes.append("conflict")
+
+    threads = [threading.Thread(target=attempt, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["conflict"] * 3 + ["ok"]
+    assert actions(mech, instance_id).count("task.completed") == 1
+
+
+def test_a_write_based_on_a_stale_read_is_refused(mech: Services) -> None:
+    instance_id = start(mech)
+    with mech.store.write() as session:
+        row = session.get(Instance, instance_id)
+        assert row is not None
+        read_before_last_save = row.lock_version - 1
+        with pytest.raises(Conflict, match="changed by someone else"):
+            write_instance(session, row, read_before_last_save, [], {})
+
+
+def test_a_failing_handler_keeps_the_work_and_retry_resumes(mech: Services) -> None:
+    FLAKY_FOR.add("斷線")
+    try:
+        instance_id = start(mech, name="斷線")
+        failed = instance(mech, instance_id)
+        assert failed.status == "error"
+        assert "outside system did not answer" in (failed.error or "")
+        assert actions(mech, instance_id)[-1] == "service.failed"
+        assert ready(mech, instance_id) == []
+    finally:
+        FLAKY_FOR.discard("斷線")
+    mech.engine.retry(instance_id, "admin", "the outside system is back")
+    resumed = instance(mech, instance_id)
+    assert resumed.status == "running" and resumed.error is None
+    assert [t.bpmn_id for t in ready(mech, instance_id)] == ["handle"]
+    assert actions(mech, instance_id)[-3:] == ["instance.retried", "service.called", "task.ready"]
+
+
+def test_gateway_takes_the_condition_or_the_default(mech: Services) -> None:
+    solved, unsolved = start(mech), start(mech)
+    mech.engine.complete(ready(mech, solved)[0].id, {"solved": True, "note": "a b c"}, "desk")
+    mech.engine.complete(ready(mech, unsolved)[0].id, {"solved": False}, "desk")
+    assert instance(mech, solved).status == "completed"
+    assert [t.bpmn_id for t in ready(mech, unsolved)] == ["check"]
+    with mech.store.read() as session:
+        passed = [e for e in queries.history(session, solved) if e["action"] == "gateway.passed"]
+        assert passed[0]["data"] == {"to": ["tally"]}
+        assert mech.engine.instance_data(session.get(Instance, solved))["words"] == 3
+
+
+def test_a_due_timer_fires_and_escalates(make_app: Callable[..., Flask]) -> None:
+    svc = services(make_app(MECHANICS, sla_overrides={"mechanics": {"handle": "PT1S"}}))
+    instance_id = start(svc)
+    assert svc.engine.fire_due_timers() == 0
+    task = ready(svc, instance_id)[0]
+    assert task.due_at is not None
+    time.sleep(1.1)
+    assert svc.engine.fire_due_timers() == 1
+    assert actions(svc, instance_id)[-4:] == [
+        "timer.fired",
+        "service.called",
+        "escalated",
+        "end.reached",
+    ]
+    with svc.store.read() as session:
+        note = session.scalars(select(Notification).where(Notification.role == "boss")).one()
+        assert note.event == "deadline.missed" and note.urgent
+        record = session.scalars(select(ComplaintRecord)).one()
+        assert record.escalations == 1
+    assert [t.id for t in ready(svc, instance_id)] == [task.id]  # the work goes on
+    assert instance(svc, instance_id).next_timer_at is None
+
+
+def test_cancel_closes_the_open_tasks(mech: Services) -> None:
+    instance_id = start(mech)
+    task = ready(mech, instance_id)[0]
+    mech.engine.cancel(instance_id, "admin", "filed twice")
+    assert instance(mech, instance_id).status == "cancelled"
+    with mech.store.read() as session:
+        assert session.get(Task, task.id).state == "cancelled"  # type: ignore[union-attr]
+        history = queries.history(session, instance_id)
+    assert history[-2]["action"] == "instance.cancelled"
+    assert history[-2]["data"] == {"reason": "filed twice"}
+    with pytest.raises(Conflict):
+        mech.engine.complete(task.id, {"solved": True}, "desk")
+
+
+def test_running_instances_keep_their_version(mech: Services, tmp_path: Path) -> None:
+    old = start(mech)
+    changed = tmp_path / "changed"
+    shutil.copytree(MECHANICS, changed)
+    bpmn = changed / "mechanics.bpmn"
+    bpmn.write_text(bpmn.read_text().replace('name="處理"', 'name="立即處理"'))
+    deployed = mech.engine.deploy(bpmn, "owner")
+    assert (deployed.version, deployed.created) == (2, True)
+    assert mech.engine.deploy(bpmn, "owner").created is False
+    new = start(mech)
+    assert [t.name for t in ready(mech, old)] == ["處理"]
+    assert [t.name for t in ready(mech, new)] == ["立即處理"]
+    mech.engine.complete(ready(mech, old)[0].id, {"solved": True}, "desk")
+    assert instance(mech, old).status == "completed"
+    assert instance(mech, old).version.version == 1
+
+
+def test_history_is_a_hash_chain(mech: Services) -> None:
+    instance_id = start(mech)
+    mech.engine.complete(ready(mech, instance_id)[0].id, {"solved": False}, "desk")
+    with mech.store.read() as session:
+        events = session.scalars(
+            select(Event).where(Event.instance_id == instance_id).order_by(Event.seq)
+        ).all()
+        head = session.get(Instance, instance_id).head_hash  # type: ignore[union-attr]
+    previous = ""
+    for event in events:
+        draft = Draft(event.at, event.actor, event.action, event.bpmn_id, event.name, event.data)
+        assert event.prev_hash == previous
+        assert event.hash == chain_hash(previous, instance_id, event.seq, draft)
+        previous = event.hash
+    assert head == previous
+
+
+def test_the_database_refuses_to_rewrite_history_or_drop_records(mech: Services) -> None:
+    start(mech)
+    statements: list[Any] = [
+        update(Event).values(actor="someone else"),
+        delete(Event),
+        delete(ComplaintRecord),
+    ]
+    for statement in statements:
+        with pytest.raises(Exception, match="history and records are kept"):
+            with mech.store.write() as session:
+                session.execute(statement)
+    with mech.store.read() as session:
+        assert session.execute(text("select count(*) from events")).scalar_one() == 4
