@@ -247,8 +247,10 @@ def test_the_database_refuses_to_rewrite_history_or_drop_records(mech: Services)
         delete(ComplaintRecord),
     ]
     for statement in statements:
-        with pytest.raises(Exception, match="history and records are kept"):
-            with mech.store.write() as session:
-                session.execute(statement)
+        with (
+            pytest.raises(Exception, match="history and records are kept"),
+            mech.store.write() as session,
+        ):
+            session.execute(statement)
     with mech.store.read() as session:
         assert session.execute(text("select count(*) from events")).scalar_one() == 4
