@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -138,13 +139,23 @@ def process_property(process: etree._Element, name: str) -> str | None:
     return None
 
 
+# The first line of an element's documentation may list the clauses it carries (bpmn/README.md).
+_CLAUSE_LINE = re.compile(r"^[A-Z]+-[\w.]+(\s*,\s*[A-Z]+-[\w.]+)*$")
+
+
+def _description(element: etree._Element) -> str:
+    lines = [
+        line.strip() for line in (element.findtext("bpmn:documentation", "", NS) or "").splitlines()
+    ]
+    lines = [line for line in lines if line]
+    if lines and _CLAUSE_LINE.match(lines[0]):
+        lines = lines[1:]
+    return " ".join(lines)
+
+
 def lanes_of(process: etree._Element) -> tuple[Lane, ...]:
     return tuple(
-        Lane(
-            key=lane.get("id", ""),
-            name=lane.get("name", ""),
-            description=" ".join((lane.findtext("bpmn:documentation", "", NS) or "").split()),
-        )
+        Lane(key=lane.get("id", ""), name=lane.get("name", ""), description=_description(lane))
         for lane in process.iterfind(".//bpmn:lane", NS)
     )
 

@@ -1,0 +1,200 @@
+"""Benchmark: what complaintflow costs on top of bare SpiffWorkflow, measured in one run.
+
+For each workload (the standard shape start → task → task → gateway → task → end, and the happy
+path of each bundled procedure) it measures:
+
+- the floor: bare SpiffWorkflow, the spec parsed once, the instance run in memory (no
+  serialization, no database), per task completion;
+- the engine layer on SQLite and on PostgreSQL: `Engine.complete` (load the state, complete,
+  run on, save state, inbox rows and history in one transaction), per task completion;
+
+and prints medians and 90th percentiles with the ratio to the floor. Run with `make bench`
+(PostgreSQL must be running) or `.venv/bin/python bench/run.py --instances 200`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine, TaskDataEnvironment
+from SpiffWorkflow.spiff.parser import SpiffBpmnParser
+from SpiffWorkflow.util.task import TaskState
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from complaintflow.bootstrap import initialise  # noqa: E402
+from complaintflow.config import Settings  # noqa: E402
+from complaintflow.diagrams import FORM_PROPERTY  # noqa: E402
+from complaintflow.engine import queries  # noqa: E402
+from complaintflow.services import Services  # noqa: E402
+from tests.factories import fill  # noqa: E402
+
+PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+@dataclass
+class Workload:
+    name: str
+    path: Path
+    key: str
+    intake: dict[str, Any]
+    # bpmn id of a user task -> the choices its form gets; `{n}` alternates per instance
+    choices: Callable[[int, str], dict[str, Any]] = lambda n, bpmn_id: {}
+    sla: dict[str, str] = field(default_factory=dict)
+
+
+def _standard_choices(n: int, bpmn_id: str) -> dict[str, Any]:
+    return {"branch": "left" if n % 2 else "right"}
+
+
+WORKLOADS = [
+    Workload("standard", REPO / "bench/standard/standard.bpmn", "standard", {}, _standard_choices),
+]
+
+
+class _CannedServices(TaskDataEnvironment):
+    """The floor's service tasks answer at once, as if every handler did nothing."""
+
+    def call_service(self, context: dict[str, Any], **kwargs: Any) -> str:
+        return json.dumps({"number": "X-0000-000000", "id": 0})
+
+
+def _forms(path: Path) -> dict[str, dict[str, Any]]:
+    forms = {}
+    for form in path.parent.glob("forms/**/*.json"):
+        forms[str(form.relative_to(path.parent))] = json.loads(form.read_text(encoding="utf-8"))
+    return forms
+
+
+def _form_data(spec: Any, forms: dict[str, Any], n: int, workload: Workload) -> dict[str, Any]:
+    form = forms[spec.extensions["properties"][FORM_PROPERTY]]
+    return fill(form, **workload.choices(n, spec.bpmn_id))
+
+
+def bare(workload: Workload, instances: int) -> list[float]:
+    """Seconds per task completion, SpiffWorkflow alone, in memory."""
+    parser = SpiffBpmnParser()
+    parser.add_bpmn_file(str(workload.path))
+    spec = parser.get_spec(workload.key)
+    subprocess_specs = parser.get_subprocess_specs(workload.key)
+    forms = _forms(workload.path)
+    engine = PythonScriptEngine(environment=_CannedServices())
+    samples = []
+    for n in range(instances):
+        workflow = BpmnWorkflow(spec, subprocess_specs, script_engine=engine)
+        workflow.task_tree.data.update(workload.intake, sla=workload.sla)
+        workflow.do_engine_steps()
+        while ready := workflow.get_tasks(state=TaskState.READY, manual=True):
+            task = ready[0]
+            data = _form_data(task.task_spec, forms, n, workload)
+            began = time.perf_counter()
+            task.data.update(data)
+            task.run()
+            workflow.do_engine_steps()
+            samples.append(time.perf_counter() - began)
+        assert workflow.is_completed(), f"{workload.name}: the path did not reach the end"
+    return samples
+
+
+def layered(svc: Services, workload: Workload, instances: int) -> list[float]:
+    """Seconds per task completion through the engine layer and the database."""
+    forms = _forms(workload.path)
+    samples = []
+    for n in range(instances):
+        instance_id = svc.engine.start(workload.key, workload.intake, "bench")
+        while True:
+            with svc.store.read() as session:
+                ready = queries.ready_tasks_of(session, instance_id)
+                if not ready:
+                    status = queries.get_instance(session, instance_id).status
+                    break
+                task = ready[0]
+                diagram = svc.engine.diagram(task.instance.version)
+                spec = diagram.spec.task_specs[task.bpmn_id]
+            data = _form_data(spec, forms, n, workload)
+            began = time.perf_counter()
+            svc.engine.complete(task.id, data, "bench")
+            samples.append(time.perf_counter() - began)
+        assert status == "completed", f"{workload.name}: instance ended {status}"
+    return samples
+
+
+@contextmanager
+def sqlite_services(home: Path) -> Iterator[Services]:
+    url = f"sqlite:///{home / 'bench.db'}"
+    yield from _services(home, url)
+
+
+@contextmanager
+def postgres_services(home: Path) -> Iterator[Services]:
+    name = f"cf_bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield from _services(home, PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name)
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _services(home: Path, url: str) -> Iterator[Services]:
+    svc = Services.build(Settings(home=home, database_url=url, secret_key="bench"))
+    for _ in initialise(svc):
+        pass
+    for workload in WORKLOADS:
+        svc.engine.deploy(workload.path, "bench")
+        workload.sla = svc.engine.sla.durations(workload.key)
+    try:
+        yield svc
+    finally:
+        svc.store.dispose()
+
+
+def _ms(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--instances", type=int, default=200, help="instances per workload")
+    args = parser.parse_args()
+    results: dict[str, dict[str, list[float]]] = {w.name: {} for w in WORKLOADS}
+    with tempfile.TemporaryDirectory() as tmp:
+        for backend, make in (("sqlite", sqlite_services), ("postgresql", postgres_services)):
+            with make(Path(tmp) / backend) as svc:
+                for workload in WORKLOADS:
+                    layered(svc, workload, max(10, args.instances // 10))  # warm up
+                    results[workload.name][backend] = layered(svc, workload, args.instances)
+    for workload in WORKLOADS:
+        bare(workload, max(10, args.instances // 10))  # warm up
+        results[workload.name]["bare"] = bare(workload, args.instances)
+
+    print(f"\nper task completion, {args.instances} instances per workload; medians (p90) in ms")
+    print(f"{'workload':<10} {'bare Spiff':>14} {'SQLite':>16} {'ratio':>7} "
+          f"{'PostgreSQL':>16} {'ratio':>7}")
+    for name, by in results.items():
+        floor = statistics.median(by["bare"]) * 1000
+        cells = [f"{floor:7.3f} ({_ms(by['bare'], 0.9):5.2f})"]
+        for backend in ("sqlite", "postgresql"):
+            median = statistics.median(by[backend]) * 1000
+            cells += [f"{median:7.3f} ({_ms(by[backend], 0.9):6.2f})", f"{median / floor:6.1f}x"]
+        print(f"{name:<10} {cells[0]:>14} {cells[1]:>16} {cells[2]:>7} {cells[3]:>16} {cells[4]:>7}")
+
+
+if __name__ == "__main__":
+    main()
