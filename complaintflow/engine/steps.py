@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import update
+from sqlalchemy import Table, insert, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -26,6 +26,8 @@ from ..handlers import HandlerContext, HandlerRegistry
 from ..models import Event, Instance, Task
 from .history import Draft, StepTrace, chain_hash, diff, due_at, next_timer_at, snapshot
 from .runtime import StateCodec
+
+INSTANCES, TASKS, EVENTS = (cast(Table, m.__table__) for m in (Instance, Task, Event))
 
 
 @dataclass
@@ -119,30 +121,33 @@ class Step:
         return "completed" if workflow.is_completed() else "running"
 
     def _sync_tasks(self, ready: list[Any], finished: dict[str, str]) -> None:
-        for task in ready:
-            role = self.diagram.role_of(task.task_spec) or ""
-            self.session.add(
-                Task(
-                    id=str(task.id),
-                    instance_id=self.instance.id,
-                    bpmn_id=task.task_spec.bpmn_id,
-                    name=task.task_spec.bpmn_name or task.task_spec.bpmn_id,
-                    role=role,
-                    state="ready",
-                    due_at=due_at(task),
-                    created_at=self.now,
-                )
+        # Core statements: the inbox rows need no ORM identity, and this is the hot path.
+        if ready:
+            self.session.execute(
+                insert(TASKS),
+                [
+                    {
+                        "id": str(task.id),
+                        "instance_id": self.instance.id,
+                        "bpmn_id": task.task_spec.bpmn_id,
+                        "name": task.task_spec.bpmn_name or task.task_spec.bpmn_id,
+                        "role": self.diagram.role_of(task.task_spec) or "",
+                        "state": "ready",
+                        "due_at": due_at(task),
+                        "created_at": self.now,
+                    }
+                    for task in ready
+                ],
             )
         for task_id, state in finished.items():
             self.session.execute(
-                update(Task)
-                .where(Task.id == task_id, Task.state == "ready")
+                update(TASKS)
+                .where(TASKS.c.id == task_id, TASKS.c.state == "ready")
                 .values(
                     state=state,
                     completed_at=self.now,
                     completed_by=self.actor if state == "completed" else None,
                 )
-                .execution_options(synchronize_session=False)
             )
 
 
@@ -161,26 +166,25 @@ def write_instance(
         seq += 1
         digest = chain_hash(head, instance.id, seq, draft)
         rows.append(
-            Event(
-                instance_id=instance.id,
-                seq=seq,
-                at=draft.at,
-                actor=draft.actor,
-                action=draft.action,
-                bpmn_id=draft.bpmn_id,
-                name=draft.name,
-                data=draft.data,
-                prev_hash=head,
-                hash=digest,
-            )
+            {
+                "instance_id": instance.id,
+                "seq": seq,
+                "at": draft.at,
+                "actor": draft.actor,
+                "action": draft.action,
+                "bpmn_id": draft.bpmn_id,
+                "name": draft.name,
+                "data": draft.data,
+                "prev_hash": head,
+                "hash": digest,
+            }
         )
         head = digest
     values = {**values, "head_seq": seq, "head_hash": head, "lock_version": expected_version + 1}
     result = session.execute(
-        update(Instance)
-        .where(Instance.id == instance.id, Instance.lock_version == expected_version)
+        update(INSTANCES)
+        .where(INSTANCES.c.id == instance.id, INSTANCES.c.lock_version == expected_version)
         .values(**values)
-        .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
         raise Conflict(
@@ -188,4 +192,5 @@ def write_instance(
         )
     for name, value in values.items():
         set_committed_value(instance, name, value)  # already written: not dirty again
-    session.add_all(rows)
+    if rows:
+        session.execute(insert(EVENTS), rows)
