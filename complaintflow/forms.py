@@ -45,6 +45,18 @@ def _message(error: ValidationError) -> str:
     return error.message
 
 
+def _storable(value: Any) -> Any:
+    """NUL characters cannot be stored in PostgreSQL text or JSON: they become U+FFFD, which
+    keeps lengths (and so the form's limits) as they were."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {key: _storable(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_storable(item) for item in value]
+    return value
+
+
 class FormValidator:
     def __init__(self, schema: dict[str, Any]) -> None:
         self.schema = schema
@@ -59,16 +71,14 @@ class FormValidator:
                 "data must be a JSON object of form fields",
                 {FORM_ERROR: ["Send the form's fields as a JSON object."]},
             )
+        data = _storable(data)
         fields: dict[str, list[str]] = {}
-        for name, value in data.items():
-            if isinstance(value, str) and "\x00" in value:
-                fields.setdefault(name, []).append("Must not contain NUL characters.")
         for error in self._validator.iter_errors(data):
             for name, message in self._locate(error, data):
                 fields.setdefault(name, []).append(message)
         if fields:
             raise InvalidData("some fields are not valid: " + ", ".join(sorted(fields)), fields)
-        return dict(data)
+        return data
 
     @staticmethod
     def _locate(error: ValidationError, data: dict[str, Any]) -> list[tuple[str, str]]:
