@@ -1,0 +1,5 @@
+"""`python -m complaintflow` is the `complaintflow` command."""
+
+from .cli import main
+
+main()
