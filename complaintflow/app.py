@@ -6,6 +6,7 @@ import logging
 
 from flask import Flask, current_app, jsonify
 from flask.typing import ResponseReturnValue
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
 from .config import Settings
@@ -34,6 +35,15 @@ def create_app(settings: Settings | None = None) -> Flask:
         except Exception as exc:  # any failure to answer means unhealthy
             return jsonify(status="unavailable", error=type(exc).__name__), 503
         return jsonify(status="ok")
+
+    @app.errorhandler(OperationalError)
+    def database_unavailable(exc: OperationalError) -> ResponseReturnValue:
+        app.logger.error("database error: %s", exc)
+        body = {
+            "code": "database_unavailable",
+            "message": "the database does not answer; try again",
+        }
+        return jsonify(error=body), 503
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> ResponseReturnValue:

@@ -14,6 +14,7 @@ import click
 from flask import Flask
 from flask.cli import FlaskGroup, with_appcontext
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from .app import create_app, services
 from .bootstrap import OPERATOR, initialise
@@ -31,6 +32,10 @@ class _Group(FlaskGroup):
             sys.exit(1)
         except ComplaintflowError as exc:
             click.echo(f"error: {exc.message}", err=True)
+            sys.exit(1)
+        except OperationalError as exc:
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            click.echo(f"error: the database does not answer: {reason}", err=True)
             sys.exit(1)
 
 

@@ -13,11 +13,15 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from .config import Settings
+from .errors import StaleInstance
 
 _SQLITE_BEGIN = "complaintflow_sqlite_begin"
+# PostgreSQL's deadlock and serialization failures: the transaction can simply run again.
+_TRY_AGAIN = {"40P01", "40001"}
 
 
 def make_engine(settings: Settings) -> Engine:
@@ -68,10 +72,15 @@ class Store:
     @contextmanager
     def write(self) -> Iterator[Session]:
         """A transaction that commits when the block ends and rolls back when it raises."""
-        with self._sessions() as session, session.begin():
-            if self.settings.is_sqlite:
-                session.connection(execution_options={_SQLITE_BEGIN: "IMMEDIATE"})
-            yield session
+        try:
+            with self._sessions() as session, session.begin():
+                if self.settings.is_sqlite:
+                    session.connection(execution_options={_SQLITE_BEGIN: "IMMEDIATE"})
+                yield session
+        except OperationalError as exc:
+            if getattr(exc.orig, "sqlstate", None) in _TRY_AGAIN:
+                raise StaleInstance("two changes met in the database; try again") from exc
+            raise
 
     def ping(self) -> None:
         with self.engine.connect() as conn:

@@ -105,9 +105,7 @@ def parse_xml(content: bytes, source: str) -> etree._ElementTree:
     try:
         tree = etree.ElementTree(etree.fromstring(content, _XML_PARSER))
     except etree.XMLSyntaxError as exc:
-        raise InvalidDiagram(
-            source, [f"not well-formed XML: {exc.msg} (line {exc.lineno})"]
-        ) from None
+        raise InvalidDiagram(source, [f"not well-formed XML: {exc.msg}"]) from None
     if tree.getroot().tag != f"{{{NS['bpmn']}}}definitions":
         raise InvalidDiagram(
             source, ["not a BPMN 2.0 file: the root element must be bpmn:definitions"]

@@ -39,6 +39,10 @@ class Conflict(ComplaintflowError):
     code = "conflict"
 
 
+class StaleInstance(Conflict):
+    """The instance was saved by someone else between our read and our write."""
+
+
 class InvalidData(ComplaintflowError):
     """Submitted data fails its form: `fields` maps a field name to its messages."""
 

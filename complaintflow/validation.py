@@ -10,13 +10,27 @@ from __future__ import annotations
 import ast
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 from lxml import etree
+from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
+from SpiffWorkflow.spiff.parser import VALIDATOR
 
-from .diagrams import NS, CompiledDiagram, executable_process, form_paths
+from .diagrams import (
+    NS,
+    CompiledDiagram,
+    compile_diagram,
+    executable_process,
+    form_paths,
+    parse_xml,
+    process_property,
+    read_forms,
+)
+from .errors import InvalidDiagram
 from .handlers import HandlerRegistry
 from .sandbox import RESERVED_NAMES, SandboxError, compile_expression, compile_script
 from .sla import SlaTable
@@ -26,39 +40,72 @@ _FIELD = re.compile(r"^[a-z][a-z0-9_]*$")
 _HUMAN_TAGS = ("userTask", "manualTask")
 
 
+@dataclass(frozen=True)
+class Checked:
+    """A diagram that passed every check, with what deploying it stores."""
+
+    content: bytes
+    forms: dict[str, Any]
+    diagram: CompiledDiagram
+
+
+def check_file(path: Path, handlers: HandlerRegistry, sla: SlaTable) -> Checked:
+    """Read a diagram and the forms beside it and check them all; InvalidDiagram lists every
+    finding."""
+    source = str(path)
+    try:
+        content = path.read_bytes()
+    except OSError as exc:
+        raise InvalidDiagram(source, [f"cannot read the file: {exc.strerror}"]) from None
+    tree = parse_xml(content, source)
+    try:
+        VALIDATOR.validate(tree, source)
+    except ValidationException as exc:
+        line = f"line {exc.line_number}: " if getattr(exc, "line_number", None) else ""
+        detail = str(exc).strip().rstrip(". ")
+        raise InvalidDiagram(source, [f"{line}not valid BPMN 2.0 (XML Schema): {detail}"]) from None
+    process = executable_process(tree, source)
+    forms, findings = read_forms(path, process)
+    findings += check_process(process, forms, handlers, sla)
+    if findings:
+        raise InvalidDiagram(source, findings)
+    # The project's rules first: their findings say how to fix; SpiffWorkflow's parser last.
+    return Checked(content, forms, compile_diagram(tree, source, forms))
+
+
 def _where(element: etree._Element) -> str:
     name = element.get("name")
     label = f"{element.get('id')} ({name})" if name else str(element.get("id"))
     return f"{label}, line {element.sourceline}"
 
 
-def check_diagram(
-    tree: etree._ElementTree,
-    diagram: CompiledDiagram,
+def check_process(
+    process: etree._Element,
+    forms: dict[str, Any],
     handlers: HandlerRegistry,
     sla: SlaTable,
 ) -> list[str]:
-    process = executable_process(tree, diagram.key)
+    key = process.get("id", "")
     findings: list[str] = []
-    findings += _check_process(process, diagram)
+    findings += _check_identity(process, key)
     findings += _check_lanes(process)
-    findings += _check_forms(process, diagram.forms)
+    findings += _check_forms(process, forms)
     findings += _check_service_tasks(process, handlers)
     findings += _check_gateways(process)
     findings += _check_expressions(process)
-    findings += _check_timers(process, diagram.key, sla)
+    findings += _check_timers(process, key, sla)
     return findings
 
 
-def _check_process(process: etree._Element, diagram: CompiledDiagram) -> Iterator[str]:
-    if not _KEY.match(diagram.key):
+def _check_identity(process: etree._Element, key: str) -> Iterator[str]:
+    if not _KEY.match(key):
         yield (
-            f"process {diagram.key!r}: the process id is the procedure key; use lower-case"
+            f"process {key!r}: the process id is the procedure key; use lower-case"
             " letters, digits and underscores, starting with a letter"
         )
-    if not re.match(r"^[A-Z]{1,4}$", diagram.number_prefix):
+    if not re.match(r"^[A-Z]{1,4}$", process_property(process, "numberPrefix") or ""):
         yield (
-            f"process {diagram.key}: add the process property numberPrefix (1–4 capital letters,"
+            f"process {key}: add the process property numberPrefix (1–4 capital letters,"
             " e.g. A) that starts its complaint numbers"
         )
 

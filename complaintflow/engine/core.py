@@ -7,6 +7,7 @@ The web layer and the CLI call these; they never see a SpiffWorkflow object.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -19,33 +20,31 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..db import Store
-from ..diagrams import (
-    CompiledDiagram,
-    compile_diagram,
-    content_hash,
-    executable_process,
-    parse_xml,
-    read_forms,
-)
-from ..errors import Conflict, InvalidDiagram, NotFound
+from ..diagrams import CompiledDiagram, compile_diagram, content_hash, parse_xml
+from ..errors import Conflict, InvalidDiagram, NotFound, StaleInstance
 from ..handlers import HandlerRegistry
 from ..models import Instance, Procedure, ProcedureVersion, Role, Task, utcnow
 from ..sla import SlaTable
-from ..validation import check_diagram
+from ..validation import Checked, check_file
 from .history import Draft
 from .runtime import StateCodec
 from .steps import Step, write_instance
 
 SYSTEM_ACTOR = "system"
+_ATTEMPTS = 3
 
 
-@dataclass(frozen=True)
-class Checked:
-    """A diagram that passed every check, with what deploying it stores."""
-
-    content: bytes
-    forms: dict[str, Any]
-    diagram: CompiledDiagram
+def _retry_when_stale(attempt: Callable[[], int]) -> int:
+    """Run again when the instance changed between reading and writing (a timer fired, a
+    colleague claimed another task): the next attempt sees the change, and refuses if it was
+    this very task that was taken."""
+    for remaining in range(_ATTEMPTS - 1, -1, -1):
+        try:
+            return attempt()
+        except StaleInstance:
+            if not remaining:
+                raise
+    raise AssertionError("unreachable")
 
 
 @dataclass(frozen=True)
@@ -93,20 +92,7 @@ class Engine:
 
     def check(self, path: Path) -> Checked:
         """Read a diagram and its forms and check them; InvalidDiagram lists every finding."""
-        source = str(path)
-        try:
-            content = path.read_bytes()
-        except OSError as exc:
-            raise InvalidDiagram(source, [f"cannot read the file: {exc.strerror}"]) from None
-        tree = parse_xml(content, source)
-        forms, findings = read_forms(path, executable_process(tree, source))
-        if findings:
-            raise InvalidDiagram(source, findings)
-        diagram = compile_diagram(tree, source, forms)
-        findings = check_diagram(tree, diagram, self.handlers, self.sla)
-        if findings:
-            raise InvalidDiagram(source, findings)
-        return Checked(content, forms, diagram)
+        return check_file(path, self.handlers, self.sla)
 
     def deploy(self, path: Path, actor: str) -> Deployed:
         """Store a checked diagram as its procedure's next version (unless the newest version
@@ -232,6 +218,9 @@ class Engine:
 
     def complete(self, task_id: str, data: Any, actor: str) -> int:
         """Complete a ready user task with its form data; returns the instance id."""
+        return _retry_when_stale(lambda: self._complete(task_id, data, actor))
+
+    def _complete(self, task_id: str, data: Any, actor: str) -> int:
         with self.store.write() as session:
             row = self._ready_task(session, task_id, actor)
             instance = row.instance
@@ -252,13 +241,16 @@ class Engine:
 
     def claim(self, task_id: str, actor: str, release: bool = False) -> int:
         """Take a ready task (or give it back), so colleagues see who is on it."""
+        return _retry_when_stale(lambda: self._claim(task_id, actor, release))
+
+    def _claim(self, task_id: str, actor: str, release: bool) -> int:
         with self.store.write() as session:
             row = self._ready_task(session, task_id, actor)
             if release and row.assignee is None:
                 return row.instance_id
-            row.assignee = None if release else actor
-            action = "task.released" if release else "task.claimed"
             now = utcnow()
+            action = "task.released" if release else "task.claimed"
+            # The instance row first, as every step does: one lock order, no deadlock.
             write_instance(
                 session,
                 row.instance,
@@ -266,6 +258,7 @@ class Engine:
                 [Draft(now, actor, action, row.bpmn_id, row.name)],
                 {"updated_at": now},
             )
+            row.assignee = None if release else actor
             return row.instance_id
 
     def fire_due_timers(self, limit: int = 100) -> int:

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ..diagrams import CompiledDiagram
-from ..errors import Conflict
+from ..errors import StaleInstance
 from ..handlers import HandlerContext, HandlerRegistry
 from ..models import Event, Instance, Task
 from .history import Draft, StepTrace, chain_hash, diff, due_at, next_timer_at, snapshot
@@ -187,7 +187,7 @@ def write_instance(
         .values(**values)
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
-        raise Conflict(
+        raise StaleInstance(
             f"complaint {instance.id} was changed by someone else meanwhile; reload and try again"
         )
     for name, value in values.items():
