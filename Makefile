@@ -8,7 +8,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 export COMPLAINTFLOW_HOME ?= $(CURDIR)/var
 
-.PHONY: run install install-test services lint test bench clean
+.PHONY: run install install-test test-env lint test bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,20 +28,20 @@ run: install
 	$(BIN)/complaintflow init --demo-users
 	$(BIN)/complaintflow serve --host $(HOST) --port $(PORT)
 
-# PostgreSQL for the tests and the benchmark: started if installed but stopped, installed if
-# missing (Debian); fails loudly when neither works.
-services:
-	scripts/ensure-services
+# PostgreSQL, Chromium and a Chinese font for the tests and the benchmark: installed from Debian
+# when missing, PostgreSQL started when stopped; fails loudly when that cannot be done.
+test-env:
+	scripts/ensure-test-env
 
 lint: install-test
 	$(BIN)/ruff check complaintflow workers webhooks tests bench
 	$(BIN)/ruff format --check complaintflow workers webhooks tests bench
 	$(BIN)/mypy
 
-test: install-test services lint
+test: install-test test-env lint
 	$(BIN)/pytest
 
-bench: install-test services
+bench: install-test test-env
 	$(BIN)/python bench/run.py
 
 clean:

@@ -8,6 +8,7 @@ at once.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -16,15 +17,25 @@ from sqlalchemy import select
 
 from .db import Store
 from .errors import ComplaintflowError, Unauthorized
-from .models import Role, User, UserRole
+from .models import Role, User, UserRole, utcnow
 
 ADMIN_ROLE = "admin"
 BUILTIN_ROLES = {ADMIN_ROLE: "Administrator: may do everything, in every procedure"}
 MIN_PASSWORD = 8
+MAX_FAILURES = 5
+LOCKOUT = timedelta(minutes=15)
 
 _hasher = PasswordHasher()
 # Checked against when the username is unknown, so a wrong name costs as long as a wrong password.
 _DUMMY_HASH = _hasher.hash("not a real password")
+
+
+class AccountLocked(Unauthorized):
+    def __init__(self, minutes: int) -> None:
+        super().__init__(
+            f"too many failed sign-ins: this account is locked; try again in {minutes} min"
+        )
+        self.minutes = minutes
 
 
 @dataclass(frozen=True)
@@ -95,15 +106,35 @@ class Accounts:
             return _person(user)
 
     def authenticate(self, username: str, password: str) -> Person:
+        """The person, if the password is right and the account not locked. Failures count;
+        after MAX_FAILURES in a row the account waits LOCKOUT before it may try again."""
         with self.store.read() as session:
             user = session.scalars(select(User).where(User.username == username)).first()
-            try:
-                _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
-            except (VerificationError, InvalidHashError):
-                user = None
-            if user is None or not user.active:
-                raise Unauthorized("wrong username or password")
-            return _person(user)
+        now = utcnow()
+        if user is not None and user.locked_until is not None and user.locked_until > now:
+            raise AccountLocked(max(1, round((user.locked_until - now).total_seconds() / 60)))
+        try:
+            # Checked against a dummy hash for unknown names: a wrong name takes as long.
+            _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
+            right = user is not None and user.active
+        except (VerificationError, InvalidHashError):
+            right = False
+        if user is not None and not (right and user.failed_logins == 0):
+            self._count_attempt(user.id, right, now)
+        if not right or user is None:
+            raise Unauthorized("wrong username or password")
+        return _person(user)
+
+    def _count_attempt(self, user_id: int, right: bool, now: datetime) -> None:
+        with self.store.write() as session:
+            user = session.get(User, user_id)
+            assert user is not None
+            if right:
+                user.failed_logins, user.locked_until = 0, None
+            else:
+                user.failed_logins += 1
+                if user.failed_logins >= MAX_FAILURES:
+                    user.failed_logins, user.locked_until = 0, now + LOCKOUT
 
     def issue_token(self, person: Person) -> str:
         return self._tokens.dumps({"uid": person.id})

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, current_app, jsonify
+from flask import Flask, current_app, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
+from .attachments import MAX_BYTES, MAX_FILES
 from .config import Settings
 from .services import Services
 
@@ -17,16 +18,28 @@ def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings.from_env()
     app = Flask(__name__)
     app.config.update(
-        SECRET_KEY=settings.secret_key, JSON_SORT_KEYS=False, MAX_CONTENT_LENGTH=2 * 1024 * 1024
+        SECRET_KEY=settings.secret_key,
+        JSON_SORT_KEYS=False,
+        # The largest request: an intake form with its most and largest files.
+        MAX_CONTENT_LENGTH=MAX_FILES * MAX_BYTES + 1024 * 1024,
     )
     app.json.ensure_ascii = False  # type: ignore[attr-defined]  # Chinese stays readable
-    app.extensions["complaintflow"] = Services.build(settings)
+    app.extensions["complaintflow"] = svc = Services.build(settings)
     # SpiffWorkflow logs every state change at INFO and task data (personal data) at DEBUG.
     logging.getLogger("spiff").setLevel(logging.WARNING)
 
+    from .admin import bp as admin_bp
     from .api import bp as api_bp
+    from .public import bp as public_bp
+    from .staff import bp as staff_bp
+    from .web import csrf, init_web
 
+    init_web(app, svc)
     app.register_blueprint(api_bp)
+    csrf.exempt(api_bp)  # bearer tokens, not cookies: nothing to forge
+    app.register_blueprint(public_bp)
+    app.register_blueprint(staff_bp)
+    app.register_blueprint(admin_bp)
 
     @app.get("/healthz")
     def healthz() -> ResponseReturnValue:
@@ -39,18 +52,21 @@ def create_app(settings: Settings | None = None) -> Flask:
     @app.errorhandler(OperationalError)
     def database_unavailable(exc: OperationalError) -> ResponseReturnValue:
         app.logger.error("database error: %s", exc)
-        body = {
-            "code": "database_unavailable",
-            "message": "the database does not answer; try again",
-        }
-        return jsonify(error=body), 503
+        return _error(503, "database_unavailable", "the database does not answer; try again")
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> ResponseReturnValue:
         code = (exc.name or "error").lower().replace(" ", "_")
-        return jsonify(error={"code": code, "message": exc.description}), exc.code or 500
+        return _error(exc.code or 500, code, exc.description or "")
 
     return app
+
+
+def _error(status: int, code: str, message: str) -> ResponseReturnValue:
+    """JSON for the API and machines, a page for people."""
+    if request.path.startswith(("/api/", "/healthz")) or not request.accept_mimetypes.accept_html:
+        return jsonify(error={"code": code, "message": message}), status
+    return render_template("error.html", status=status), status
 
 
 def services(app: Flask | None = None) -> Services:

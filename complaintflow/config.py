@@ -11,6 +11,7 @@ import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .errors import ConfigError
 
@@ -26,6 +27,15 @@ class Settings:
     # {"<procedure key>": {"<timer name>": "<ISO 8601 duration>"}}
     sla_overrides: dict[str, dict[str, str]] = field(default_factory=dict)
     token_ttl_seconds: int = 12 * 3600
+    # Times on pages are shown in this zone (the seeds' region by default).
+    timezone: str = "Asia/Hong_Kong"
+    # Where complainants reach the public pages (QR codes, status links); the request's own
+    # address when empty.
+    public_url: str = ""
+    # Public intake: how many complaints one address may file ("N per period; M per period").
+    intake_limit: str = "10 per hour;50 per day"
+    # A public form sent back sooner than this is taken for a robot.
+    intake_min_seconds: float = 3.0
     # How often `serve` looks for due timers; half the promised 2 s lateness.
     timer_poll_seconds: float = 0.5
 
@@ -47,7 +57,25 @@ class Settings:
             bpmn_dir=Path(env.get("COMPLAINTFLOW_BPMN_DIR", REPO_ROOT / "bpmn")).resolve(),
             sla_overrides=_parse_sla_overrides(env.get("COMPLAINTFLOW_SLA_OVERRIDES", "")),
             token_ttl_seconds=int(env.get("COMPLAINTFLOW_TOKEN_TTL", 12 * 3600)),
+            timezone=_timezone(env.get("COMPLAINTFLOW_TIMEZONE", "Asia/Hong_Kong")),
+            public_url=env.get("COMPLAINTFLOW_PUBLIC_URL", "").rstrip("/"),
+            intake_limit=env.get("COMPLAINTFLOW_INTAKE_LIMIT", "10 per hour;50 per day"),
+            intake_min_seconds=float(env.get("COMPLAINTFLOW_INTAKE_MIN_SECONDS", 3)),
         )
+
+    @property
+    def attachments_dir(self) -> Path:
+        return self.home / "attachments"
+
+
+def _timezone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"COMPLAINTFLOW_TIMEZONE {name!r} is not a time zone such as Asia/Hong_Kong"
+        ) from None
+    return name
 
 
 def _stored_secret(home: Path) -> str:

@@ -56,6 +56,8 @@ class CompiledDiagram:
     name: str
     number_prefix: str
     lanes: tuple[Lane, ...]
+    # The name in other languages, from process properties `name.<locale>` (e.g. name.en).
+    names: dict[str, str]
     forms: dict[str, dict[str, Any]]
     spec: BpmnProcessSpec
     subprocess_specs: dict[str, BpmnProcessSpec] = field(default_factory=dict)
@@ -128,10 +130,11 @@ def executable_process(tree: etree._ElementTree, source: str) -> etree._Element:
     return processes[0]
 
 
+_PROCESS_PROPERTIES = "bpmn:extensionElements/spiffworkflow:properties/spiffworkflow:property"
+
+
 def process_property(process: etree._Element, name: str) -> str | None:
-    for prop in process.iterfind(
-        "bpmn:extensionElements/spiffworkflow:properties/spiffworkflow:property", NS
-    ):
+    for prop in process.iterfind(_PROCESS_PROPERTIES, NS):
         if prop.get("name") == name:
             return prop.get("value")
     return None
@@ -212,6 +215,11 @@ def compile_diagram(
         name=process.get("name") or key,
         number_prefix=process_property(process, "numberPrefix") or "",
         lanes=lanes_of(process),
+        names={
+            prop.get("name", "")[5:]: prop.get("value", "")
+            for prop in process.iterfind(_PROCESS_PROPERTIES, NS)
+            if prop.get("name", "").startswith("name.")
+        },
         forms=forms,
         spec=spec,
         subprocess_specs=subprocess_specs,

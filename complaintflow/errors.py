@@ -6,6 +6,8 @@ into an HTTP status and a JSON body, the CLI into one line on stderr and exit co
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class ComplaintflowError(Exception):
     """Base of every error a user can cause and fix."""
@@ -43,14 +45,32 @@ class StaleInstance(Conflict):
     """The instance was saved by someone else between our read and our write."""
 
 
+# A message for people as a template and its values, so that pages can show it in their
+# language: ("At most %(limit)s characters.", {"limit": 200}).
+Problem = tuple[str, dict[str, Any]]
+
+
+def N_(template: str) -> str:
+    """Marks a message template for the translation catalogs; returns it unchanged."""
+    return template
+
+
 class InvalidData(ComplaintflowError):
-    """Submitted data fails its form: `fields` maps a field name to its messages."""
+    """Submitted data fails its form: `problems` maps a field name to what is wrong with it."""
 
     code = "invalid_data"
 
-    def __init__(self, message: str, fields: dict[str, list[str]]) -> None:
-        super().__init__(message)
-        self.fields = fields
+    def __init__(self, problems: dict[str, list[Problem]]) -> None:
+        super().__init__("some fields are not valid: " + ", ".join(sorted(problems)))
+        self.problems = problems
+
+    @property
+    def fields(self) -> dict[str, list[str]]:
+        """The messages in English, per field (the API's `fields`)."""
+        return {
+            name: [template % values for template, values in problems]
+            for name, problems in self.problems.items()
+        }
 
 
 class InvalidDiagram(ComplaintflowError):

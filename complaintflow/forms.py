@@ -11,38 +11,46 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
-from .errors import InvalidData
+from .errors import N_, InvalidData, Problem
 
 FORM_ERROR = "_form"  # the key of messages that belong to the whole form, not one field
 
 
-def _message(error: ValidationError) -> str:
+_TYPES = {
+    "string": N_("Must be text."),
+    "integer": N_("Must be a whole number."),
+    "number": N_("Must be a number."),
+    "boolean": N_("Must be true or false."),
+    "object": N_("Must be an object."),
+    "array": N_("Must be a list."),
+}
+_FORMATS = {
+    "date-time": N_("Must be a date and time such as 2026-11-27T14:30:00+08:00."),
+    "date": N_("Must be a date such as 2026-11-27."),
+    "email": N_("Must be an email address."),
+}
+REQUIRED = N_("This field is required.")
+
+
+def _problem(error: ValidationError) -> Problem:
     kind = error.validator
     expected: Any = error.validator_value
     if kind == "enum":
-        return "Choose one of: " + ", ".join(str(v) for v in expected)
+        return N_("Choose one of: %(choices)s"), {"choices": ", ".join(str(v) for v in expected)}
     if kind == "maxLength":
-        return f"At most {expected} characters."
+        return N_("At most %(limit)s characters."), {"limit": expected}
     if kind == "minLength":
-        return "This field is required." if expected == 1 else f"At least {expected} characters."
-    if kind == "type":
-        names: dict[str, str] = {
-            "string": "text",
-            "integer": "a whole number",
-            "number": "a number",
-            "boolean": "true or false",
-            "object": "an object",
-            "array": "a list",
-        }
-        wanted: list[str] = expected if isinstance(expected, list) else [expected]
-        return "Must be " + " or ".join(names.get(w, w) for w in wanted) + "."
-    if kind == "format":
-        return {
-            "date-time": "Must be a date and time such as 2026-11-27T14:30:00+08:00.",
-            "date": "Must be a date such as 2026-11-27.",
-            "email": "Must be an email address.",
-        }.get(expected, f"Must be a valid {expected}.")
-    return error.message
+        if expected == 1:
+            return REQUIRED, {}
+        return N_("At least %(limit)s characters."), {"limit": expected}
+    if kind == "type" and isinstance(expected, str) and expected in _TYPES:
+        return _TYPES[expected], {}
+    if kind == "format" and expected in _FORMATS:
+        return _FORMATS[expected], {}
+    if kind in ("minimum", "maximum"):
+        template = N_("At least %(limit)s.") if kind == "minimum" else N_("At most %(limit)s.")
+        return template, {"limit": expected}
+    return "%(detail)s", {"detail": error.message}
 
 
 def _storable(value: Any) -> Any:
@@ -65,29 +73,29 @@ class FormValidator:
         )
 
     def clean(self, data: Any) -> dict[str, Any]:
-        """The data if it fits the form; otherwise InvalidData with messages per field."""
+        """The data if it fits the form; otherwise InvalidData with problems per field."""
         if not isinstance(data, dict):
-            raise InvalidData(
-                "data must be a JSON object of form fields",
-                {FORM_ERROR: ["Send the form's fields as a JSON object."]},
-            )
+            raise InvalidData({FORM_ERROR: [(N_("Send the form's fields as a JSON object."), {})]})
         data = _storable(data)
-        fields: dict[str, list[str]] = {}
+        problems: dict[str, list[Problem]] = {}
         for error in self._validator.iter_errors(data):
-            for name, message in self._locate(error, data):
-                fields.setdefault(name, []).append(message)
-        if fields:
-            raise InvalidData("some fields are not valid: " + ", ".join(sorted(fields)), fields)
+            for name, problem in self._locate(error, data):
+                found = problems.setdefault(name, [])
+                if problem not in found:  # each missing field is reported by every "required" error
+                    found.append(problem)
+        if problems:
+            raise InvalidData(problems)
         return data
 
     @staticmethod
-    def _locate(error: ValidationError, data: dict[str, Any]) -> list[tuple[str, str]]:
+    def _locate(error: ValidationError, data: dict[str, Any]) -> list[tuple[str, Problem]]:
         expected: Any = error.validator_value
         schema: Any = error.schema
         if error.validator == "required" and not error.absolute_path:
-            return [(name, "This field is required.") for name in expected if name not in data]
+            return [(name, (REQUIRED, {})) for name in expected if name not in data]
         if error.validator == "additionalProperties" and not error.absolute_path:
             known = schema.get("properties", {})
-            return [(name, "This form has no such field.") for name in data if name not in known]
+            unknown = N_("This form has no such field.")
+            return [(name, (unknown, {})) for name in data if name not in known]
         name = str(error.absolute_path[0]) if error.absolute_path else FORM_ERROR
-        return [(name, _message(error))]
+        return [(name, _problem(error))]

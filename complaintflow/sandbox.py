@@ -32,7 +32,7 @@ from RestrictedPython.PrintCollector import PrintCollector
 from SpiffWorkflow.bpmn.script_engine import TaskDataEnvironment
 
 # Names a form field may not take: they would shadow what expressions rely on.
-RESERVED_NAMES = frozenset({"sla", "get", "record"})
+RESERVED_NAMES = frozenset({"sla", "get", "record", "attachments"})
 
 _MAX_RANGE = 10_000
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .accounts import Accounts
+from .attachments import AttachmentStore
 from .config import Settings
 from .db import Store
 from .engine import Engine
@@ -18,6 +19,7 @@ class Services:
     store: Store
     engine: Engine
     accounts: Accounts
+    attachments: AttachmentStore
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
@@ -25,4 +27,4 @@ class Services:
         sla = SlaTable(settings.bpmn_dir / "sla.json", settings.sla_overrides)
         engine = Engine(store, sla, load_handlers())
         accounts = Accounts(store, settings.secret_key, settings.token_ttl_seconds)
-        return cls(settings, store, engine, accounts)
+        return cls(settings, store, engine, accounts, AttachmentStore(settings.attachments_dir))

@@ -51,7 +51,7 @@ def _pg_admin() -> psycopg.Connection[Any]:
     except psycopg.OperationalError as exc:
         pytest.fail(
             f"PostgreSQL is needed for the tests and does not answer at {PG_ADMIN_URL}: {exc}."
-            " Run `make services` (or `make test`, which does it).",
+            " Run `make test-env` (or `make test`, which does it).",
             pytrace=False,
         )
 

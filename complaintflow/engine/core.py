@@ -7,7 +7,7 @@ The web layer and the CLI call these; they never see a SpiffWorkflow object.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -19,6 +19,7 @@ from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ..attachments import StoredFile
 from ..db import Store
 from ..diagrams import CompiledDiagram, compile_diagram, content_hash, parse_xml
 from ..errors import Conflict, InvalidDiagram, NotFound, StaleInstance
@@ -175,8 +176,15 @@ class Engine:
             session, instance, self.diagram(instance.version), self.handlers, self.codec, actor, now
         )
 
-    def start(self, key: str, data: Any, actor: str) -> int:
-        """Start a complaint with its intake data; returns the instance id."""
+    def start(
+        self,
+        key: str,
+        data: Any,
+        actor: str,
+        files: Sequence[StoredFile] = (),
+        by_complainant: bool = False,
+    ) -> int:
+        """Start a complaint with its intake data (and stored files); returns the instance id."""
         with self.store.write() as session:
             version = self.current_version(session, key)
             diagram = self.diagram(version)
@@ -197,7 +205,7 @@ class Engine:
             step = self._step(session, instance, actor, now)
             workflow = step.new_workflow()
             start_event = workflow.get_tasks(spec_name=diagram.start_spec.name)[0]
-            step.trace.submitted[start_event.id] = intake
+            step.submitted(start_event.id, intake, step.attach(files, None, by_complainant))
 
             def begin(wf: BpmnWorkflow) -> None:
                 wf.task_tree.data.update(intake, sla=self.sla.durations(key))
@@ -216,11 +224,14 @@ class Engine:
             raise Conflict(f"this task is claimed by {row.assignee}")
         return row
 
-    def complete(self, task_id: str, data: Any, actor: str) -> int:
-        """Complete a ready user task with its form data; returns the instance id."""
-        return _retry_when_stale(lambda: self._complete(task_id, data, actor))
+    def complete(
+        self, task_id: str, data: Any, actor: str, files: Sequence[StoredFile] = ()
+    ) -> int:
+        """Complete a ready user task with its form data (and stored files); returns the
+        instance id."""
+        return _retry_when_stale(lambda: self._complete(task_id, data, actor, files))
 
-    def _complete(self, task_id: str, data: Any, actor: str) -> int:
+    def _complete(self, task_id: str, data: Any, actor: str, files: Sequence[StoredFile]) -> int:
         with self.store.write() as session:
             row = self._ready_task(session, task_id, actor)
             instance = row.instance
@@ -230,7 +241,7 @@ class Engine:
             if task is None or task.state != TaskState.READY:
                 raise Conflict("this task is no longer waiting for anyone; nothing was changed")
             submitted = step.diagram.validator_for(task.task_spec).clean(data)
-            step.trace.submitted[task.id] = submitted
+            step.submitted(task.id, submitted, step.attach(files, task_id, False))
 
             def finish(_: BpmnWorkflow) -> None:
                 task.data.update(submitted)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -107,7 +108,12 @@ def _completed_event(task: SpiffTask, trace: StepTrace) -> tuple[str, dict[str, 
     return "element.completed", {}
 
 
-def diff(before: dict[UUID, int], workflow: BpmnWorkflow, trace: StepTrace) -> StepChanges:
+def diff(
+    before: dict[UUID, int],
+    workflow: BpmnWorkflow,
+    trace: StepTrace,
+    role_of: Callable[[Any], str | None],
+) -> StepChanges:
     timeline: list[tuple[float, int, Draft]] = []
     ready: list[SpiffTask] = []
     finished: dict[str, str] = {}
@@ -134,7 +140,11 @@ def diff(before: dict[UUID, int], workflow: BpmnWorkflow, trace: StepTrace) -> S
         elif now == TaskState.READY and spec.manual:
             ready.append(task)
             due = due_at(task)
-            add(task, "task.ready", {"due_at": due.isoformat() if due else None})
+            add(
+                task,
+                "task.ready",
+                {"role": role_of(spec), "due_at": due.isoformat() if due else None},
+            )
         elif now == TaskState.ERROR:
             failure = trace.calls.get(task.id) or {"error": trace.error}
             add(task, "service.failed" if isinstance(spec, ServiceTask) else "task.failed", failure)

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from ..errors import NotFound
-from ..models import Event, Instance, Procedure, Role, Task
+from ..models import (
+    Attachment,
+    ComplaintRecord,
+    Event,
+    Instance,
+    Procedure,
+    ProcedureVersion,
+    Role,
+    Task,
+)
 from .core import Engine
 
 
@@ -168,3 +178,64 @@ def history(session: Session, instance_id: int) -> list[dict[str, Any]]:
         }
         for e in events
     ]
+
+
+@dataclass(frozen=True)
+class InboxRow:
+    task: Task
+    number: str | None
+    procedure: str
+
+    def overdue(self, now: datetime) -> bool:
+        return self.task.due_at is not None and self.task.due_at < now
+
+
+INBOX_VIEWS = ("all", "unclaimed", "mine", "overdue")
+
+
+def inbox(
+    session: Session,
+    roles: frozenset[str] | None,
+    username: str,
+    now: datetime,
+    procedure: str | None = None,
+    view: str = "all",
+    limit: int = 200,
+) -> list[InboxRow]:
+    """Ready tasks of the roles (all when None): overdue first, then by deadline, then newest."""
+    query = (
+        select(Task, ComplaintRecord.number, ProcedureVersion.procedure_key)
+        .join(Instance, Task.instance_id == Instance.id)
+        .join(ProcedureVersion, Instance.version_id == ProcedureVersion.id)
+        .outerjoin(ComplaintRecord, ComplaintRecord.instance_id == Instance.id)
+        .where(Task.state == "ready")
+    )
+    if roles is not None:
+        query = query.where(Task.role.in_(roles))
+    if procedure:
+        query = query.where(ProcedureVersion.procedure_key == procedure)
+    if view == "unclaimed":
+        query = query.where(Task.assignee.is_(None))
+    elif view == "mine":
+        query = query.where(Task.assignee == username)
+    elif view == "overdue":
+        query = query.where(Task.due_at < now)
+    overdue = case((Task.due_at < now, 0), else_=1)
+    query = query.order_by(overdue, Task.due_at.is_(None), Task.due_at, Task.created_at.desc())
+    return [InboxRow(t, n, p) for t, n, p in session.execute(query.limit(limit))]
+
+
+def ready_counts(session: Session, roles: frozenset[str] | None) -> dict[str, int]:
+    query = select(Task.role, func.count()).where(Task.state == "ready").group_by(Task.role)
+    if roles is not None:
+        query = query.where(Task.role.in_(roles))
+    return {role: count for role, count in session.execute(query)}
+
+
+def attachments_of(
+    session: Session, instance_id: int, complainant_only: bool = False
+) -> list[Attachment]:
+    query = select(Attachment).where(Attachment.instance_id == instance_id)
+    if complainant_only:
+        query = query.where(Attachment.by_complainant.is_(True))
+    return list(session.scalars(query.order_by(Attachment.uploaded_at)))

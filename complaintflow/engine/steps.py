@@ -8,7 +8,8 @@ an optimistic version check (the loser of a race gets `Conflict`, nothing half-w
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -20,10 +21,11 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
+from ..attachments import StoredFile
 from ..diagrams import CompiledDiagram
 from ..errors import StaleInstance
 from ..handlers import HandlerContext, HandlerRegistry
-from ..models import Event, Instance, Task
+from ..models import Attachment, Event, Instance, Task
 from .history import Draft, StepTrace, chain_hash, diff, due_at, next_timer_at, snapshot
 from .runtime import StateCodec
 
@@ -73,6 +75,46 @@ class Step:
         self.trace.handler_events[task.id] = context.events
         return result
 
+    # -- what a person submits ----------------------------------------------------------
+
+    def attach(
+        self, files: Sequence[StoredFile], task_id: str | None, by_complainant: bool
+    ) -> list[dict[str, Any]]:
+        """Record stored files on the instance, in this step's transaction."""
+        summaries = []
+        for stored in files:
+            attachment = Attachment(
+                id=uuid.uuid4().hex,
+                instance_id=self.instance.id,
+                task_id=task_id,
+                sha256=stored.sha256,
+                filename=stored.filename,
+                media_type=stored.media_type,
+                size=stored.size,
+                uploaded_by=self.actor,
+                by_complainant=by_complainant,
+                uploaded_at=self.now,
+            )
+            self.session.add(attachment)
+            summaries.append(
+                {
+                    "id": attachment.id,
+                    "filename": stored.filename,
+                    "media_type": stored.media_type,
+                    "size": stored.size,
+                    "sha256": stored.sha256,
+                }
+            )
+        return summaries
+
+    def submitted(
+        self, task_id: Any, data: dict[str, Any], attachments: list[dict[str, Any]]
+    ) -> None:
+        """What the history shows as submitted at a step: the form data and the files."""
+        self.trace.submitted[task_id] = (
+            {**data, "attachments": attachments} if attachments else data
+        )
+
     # -- running ------------------------------------------------------------------------
 
     def load(self) -> BpmnWorkflow:
@@ -94,7 +136,7 @@ class Step:
         self.save(workflow, before)
 
     def save(self, workflow: BpmnWorkflow, before: dict[Any, int]) -> None:
-        changes = diff(before, workflow, self.trace)
+        changes = diff(before, workflow, self.trace, self.diagram.role_of)
         changes.events[:0] = self.preface
         instance = self.instance
         status = self._status(workflow)

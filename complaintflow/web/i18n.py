@@ -1,0 +1,105 @@
+"""Languages of the pages: English, 简体中文, 繁體中文.
+
+The interface's own words come from the gettext catalogs in `complaintflow/translations`. The
+procedures' words come from the diagrams and forms, written in Traditional Chinese (the seeds'
+script) with English beside them (`x-i18n.en`, `name.en`, lane documentation); Simplified
+Chinese is derived from the Traditional text with OpenCC unless a form gives its own.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from flask import request, session
+from flask_babel import get_locale
+from opencc import OpenCC
+
+LANGUAGES = {"en": "English", "zh_Hans": "简体中文", "zh_Hant": "繁體中文"}
+DEFAULT = "en"
+# Browser language tags and the catalog each reads best in.
+_TAGS = {
+    "en": "en",
+    "zh": "zh_Hans",
+    "zh-cn": "zh_Hans",
+    "zh-sg": "zh_Hans",
+    "zh-hans": "zh_Hans",
+    "zh-tw": "zh_Hant",
+    "zh-hk": "zh_Hant",
+    "zh-mo": "zh_Hant",
+    "zh-hant": "zh_Hant",
+}
+_TO_SIMPLIFIED = OpenCC("t2s")
+
+
+def select_locale() -> str:
+    """The language chosen with the switch, else the browser's best match, else English."""
+    chosen = session.get("lang")
+    if chosen in LANGUAGES:
+        return str(chosen)
+    for tag, _quality in request.accept_languages:
+        tag = tag.lower()
+        if tag in _TAGS:
+            return _TAGS[tag]
+        if tag.split("-")[0] in _TAGS:
+            return _TAGS[tag.split("-")[0]]
+    return DEFAULT
+
+
+def locale() -> str:
+    return str(get_locale() or DEFAULT)
+
+
+def html_lang() -> str:
+    return {"zh_Hans": "zh-Hans", "zh_Hant": "zh-Hant"}.get(locale(), "en")
+
+
+@lru_cache(maxsize=4096)
+def simplified(text: str) -> str:
+    return str(_TO_SIMPLIFIED.convert(text))
+
+
+def chinese(text: str) -> str:
+    """A Traditional Chinese text as the current reader reads it."""
+    return simplified(text) if locale() == "zh_Hans" else text
+
+
+def schema_text(node: dict[str, Any], key: str = "title") -> str:
+    """A form's title or description (or a field's) in the reader's language."""
+    translations = node.get("x-i18n", {})
+    current = locale()
+    if current == "en":
+        return str(translations.get("en", {}).get(key) or node.get(key) or "")
+    if current == "zh_Hans" and translations.get("zh-Hans", {}).get(key):
+        return str(translations["zh-Hans"][key])
+    return chinese(str(node.get(key) or ""))
+
+
+def choice_label(field: dict[str, Any], value: Any) -> str:
+    """The label of one value of a choice field."""
+    if locale() == "en":
+        titles = field.get("x-i18n", {}).get("en", {}).get("enum-titles", {})
+        return str(titles.get(value, value))
+    return chinese(str(field.get("x-enum-titles", {}).get(value, value)))
+
+
+def instructions(form: dict[str, Any]) -> list[tuple[str, str]]:
+    """The seed's conduct notes for a step: (clause, text) in the reader's language."""
+    language = "en" if locale() == "en" else "zh-Hant"
+    return [
+        (note["clause"], chinese(note[language]) if language != "en" else note["en"])
+        for note in form.get("x-instructions", [])
+    ]
+
+
+def procedure_name(diagram: Any) -> str:
+    if locale() == "en" and diagram.names.get("en"):
+        return str(diagram.names["en"])
+    return chinese(diagram.name)
+
+
+def role_name(lane: Any) -> str:
+    """A lane's role: its Chinese name, or the English before the colon of its description."""
+    if locale() == "en" and lane.description:
+        return str(lane.description.split(":")[0].strip())
+    return chinese(lane.name)
