@@ -9,6 +9,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -167,6 +172,52 @@ def app(make_app: Callable[..., Flask]) -> Flask:
 @pytest.fixture
 def svc(app: Flask) -> Services:
     return services(app)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def start_server(
+    database_url: Callable[[Path], Iterator[str]], tmp_path: Path
+) -> Iterator[Callable[..., str]]:
+    """Start `complaintflow serve` in its own process on a fresh database, with settings from
+    keyword arguments (environment variables); returns its base URL. Stopped after the test."""
+    started: list[tuple[subprocess.Popen[bytes], Iterator[str]]] = []
+
+    def start(**env: str) -> str:
+        urls = database_url(BUNDLED)
+        port = _free_port()
+        server = subprocess.Popen(
+            [sys.executable, "-m", "complaintflow", "serve", "--port", str(port)],
+            env={
+                **os.environ,
+                "COMPLAINTFLOW_HOME": str(tmp_path / f"home-{port}"),
+                "COMPLAINTFLOW_DATABASE_URL": next(urls),
+                **env,
+            },
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        started.append((server, urls))
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(150):
+            try:
+                with urllib.request.urlopen(base + "/healthz", timeout=2) as answer:
+                    if answer.status == 200:
+                        return base
+            except OSError:
+                time.sleep(0.1)
+        pytest.fail("complaintflow serve did not answer within 15 s")
+
+    yield start
+    for server, urls in started:
+        server.terminate()
+        server.wait(timeout=10)
+        next(urls, None)
 
 
 class Api:

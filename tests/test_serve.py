@@ -5,24 +5,18 @@ shortened through COMPLAINTFLOW_SLA_OVERRIDES fires within two seconds and escal
 from __future__ import annotations
 
 import json
-import os
 import random
-import socket
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from complaintflow.bootstrap import demo_password
 
-from .conftest import BUNDLED
 from .factories import random_fill
 
 
@@ -56,43 +50,13 @@ class Http:
         return self.tokens[user]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
-def served(database_url: Callable[[Path], Iterator[str]], tmp_path: Path) -> Iterator[Http]:
-    urls = database_url(BUNDLED)
-    port = _free_port()
-    env = {
-        **os.environ,
-        "COMPLAINTFLOW_HOME": str(tmp_path / "home"),
-        "COMPLAINTFLOW_DATABASE_URL": next(urls),
-        "COMPLAINTFLOW_SLA_OVERRIDES": json.dumps({"facility": {"technician_contact": "PT1S"}}),
-    }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "complaintflow", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+def served(start_server: Callable[..., str]) -> Http:
+    return Http(
+        start_server(
+            COMPLAINTFLOW_SLA_OVERRIDES=json.dumps({"facility": {"technician_contact": "PT1S"}})
+        )
     )
-    http = Http(f"http://127.0.0.1:{port}")
-    try:
-        for _ in range(100):
-            try:
-                if http.call("GET", "/healthz")[0] == 200:
-                    break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            pytest.fail("complaintflow serve did not answer within 10 s")
-        yield http
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
-        next(urls, None)
 
 
 def drive(http: Http, key: str, rng: random.Random) -> dict[str, Any]:
