@@ -149,14 +149,7 @@ def task(task_id: str) -> ResponseReturnValue:
     problems: dict[str, list[str]] = {}
     status = 200
     if row.state != "ready":
-        flash(
-            _(
-                "This task was already completed by %(who)s; nothing more to do here.",
-                who=row.completed_by or _("someone"),
-            ),
-            "warning",
-        )
-        return redirect(url_for("staff.complaint", instance_id=row.instance_id))
+        return _taken_meanwhile(row) if request.method == "POST" else _already_done(row)
     if request.method == "POST":
         values = read(form, request.form, g.zone)
         try:
@@ -169,16 +162,7 @@ def task(task_id: str) -> ResponseReturnValue:
             flash(_("Some fields need your attention."), "error")
         except Conflict:
             with services().store.read() as session:
-                done = queries.get_task(session, task_id)
-            flash(
-                _(
-                    "Someone else completed this task meanwhile (%(who)s); your entries were not"
-                    " saved.",
-                    who=done.completed_by or _("unknown"),
-                ),
-                "warning",
-            )
-            return redirect(url_for("staff.complaint", instance_id=row.instance_id))
+                return _taken_meanwhile(queries.get_task(session, task_id))
         else:
             return _after_step(instance_id)
     return render_template(
@@ -190,6 +174,29 @@ def task(task_id: str) -> ResponseReturnValue:
         instructions=i18n.instructions(form),
         **_complaint_context(row.instance_id),
     ), status
+
+
+def _already_done(row: Any) -> ResponseReturnValue:
+    flash(
+        _(
+            "This task was already completed by %(who)s; nothing more to do here.",
+            who=row.completed_by or _("someone"),
+        ),
+        "warning",
+    )
+    return redirect(url_for("staff.complaint", instance_id=row.instance_id))
+
+
+def _taken_meanwhile(row: Any) -> ResponseReturnValue:
+    """Someone else got there first: say so, and show the complaint as it now stands."""
+    flash(
+        _(
+            "Someone else completed this task meanwhile (%(who)s); your entries were not saved.",
+            who=row.completed_by or _("unknown"),
+        ),
+        "warning",
+    )
+    return redirect(url_for("staff.complaint", instance_id=row.instance_id))
 
 
 def _after_step(instance_id: int) -> ResponseReturnValue:
