@@ -1,0 +1,86 @@
+"""The interface in Chinese: every message of the sources translated in both catalogs, with the
+same placeholders, compiled, and shown by the pages in the reader's language."""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from io import BytesIO
+from pathlib import Path
+
+import pytest
+from babel.messages.catalog import Catalog
+from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
+from babel.messages.frontend import parse_mapping_cfg
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from flask import Flask
+
+ROOT = Path(__file__).parent.parent
+TRANSLATIONS = ROOT / "complaintflow" / "translations"
+LOCALES = ["zh_Hans", "zh_Hant"]
+PLACEHOLDER = re.compile(r"%\(\w+\)\w")
+HOW = "see complaintflow/translations/README.md"
+
+
+@cache
+def extracted() -> frozenset[str]:
+    """The msgids in the sources now, found as `pybabel extract -F babel.cfg -k N_` finds them."""
+    with open(ROOT / "babel.cfg") as cfg:
+        method_map, options_map = parse_mapping_cfg(cfg)
+    keywords = {**DEFAULT_KEYWORDS, "N_": None}
+    found = extract_from_dir(str(ROOT), method_map, options_map, keywords)
+    return frozenset(m if isinstance(m, str) else m[0] for _file, _line, m, *_ in found)
+
+
+def catalog(locale: str) -> Catalog:
+    with open(TRANSLATIONS / locale / "LC_MESSAGES" / "messages.po", "rb") as po:
+        return read_po(po, locale=locale)
+
+
+def test_the_sources_have_messages() -> None:
+    assert {"Sign in", "Must be a number.", "Escalated to %(role)s"} <= extracted()
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_every_message_is_translated(locale: str) -> None:
+    messages = catalog(locale)
+    untranslated = sorted(i for i in extracted() if not (i in messages and messages[i].string))
+    fuzzy = sorted(m.id for m in messages if m.id and m.fuzzy)
+    assert not untranslated, f"{locale}: extract, update and translate ({HOW})"
+    assert not fuzzy, f"{locale}: check and unmark the fuzzy entries"
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_placeholders_are_kept(locale: str) -> None:
+    for message in catalog(locale):
+        if message.id and message.string:
+            expected, got = PLACEHOLDER.findall(message.id), PLACEHOLDER.findall(message.string)
+            assert sorted(got) == sorted(expected), (message.id, message.string)
+            # Every translation is %-formatted: a stray % would break the page.
+            assert "%" not in PLACEHOLDER.sub("", message.string), message.string
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_compiled_catalog_is_current(locale: str) -> None:
+    fresh = BytesIO()
+    write_mo(fresh, catalog(locale))
+    committed = (TRANSLATIONS / locale / "LC_MESSAGES" / "messages.mo").read_bytes()
+    assert committed == fresh.getvalue(), "run `pybabel compile -d complaintflow/translations`"
+
+
+def test_pages_speak_the_readers_language(app: Flask) -> None:
+    client = app.test_client()
+    browsers = [("zh-TW", "登入"), ("zh-HK", "登入"), ("zh-CN", "登录"), ("en", "Sign in")]
+    for browser, word in browsers:
+        page = client.get("/signin", headers={"Accept-Language": browser}).get_data(as_text=True)
+        assert word in page, browser
+    # The language switch wins over the browser's language, for the rest of the session.
+    for code, lang, word in [
+        ("zh_Hant", "zh-Hant", "提出投訴"),
+        ("zh_Hans", "zh-Hans", "提交投诉"),
+        ("en", "en", "Make a complaint"),
+    ]:
+        client.get(f"/lang/{code}")
+        page = client.get("/", headers={"Accept-Language": "zh-TW"}).get_data(as_text=True)
+        assert f'<html lang="{lang}">' in page and word in page, code
