@@ -15,12 +15,17 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import select
 
+from . import audit
 from .db import Store
 from .errors import ComplaintflowError, Unauthorized
 from .models import Role, User, UserRole, utcnow
 
 ADMIN_ROLE = "admin"
-BUILTIN_ROLES = {ADMIN_ROLE: "Administrator: may do everything, in every procedure"}
+AUDITOR_ROLE = "auditor"
+BUILTIN_ROLES = {
+    ADMIN_ROLE: "Administrator: may do everything, in every procedure",
+    AUDITOR_ROLE: "Auditor: reads every complaint, its history and the reports; changes nothing",
+}
 MIN_PASSWORD = 8
 MAX_FAILURES = 5
 LOCKOUT = timedelta(minutes=15)
@@ -55,7 +60,16 @@ class Person:
         return self.is_admin or role in self.roles
 
     def may_use(self, procedure_roles: frozenset[str]) -> bool:
+        """Start and work complaints of a procedure with these lane roles."""
         return self.is_admin or bool(self.roles & procedure_roles)
+
+    @property
+    def is_auditor(self) -> bool:
+        return self.is_admin or AUDITOR_ROLE in self.roles
+
+    def may_view(self, procedure_roles: frozenset[str]) -> bool:
+        """See complaints of a procedure: its staff, and auditors."""
+        return self.is_auditor or self.may_use(procedure_roles)
 
 
 def _person(user: User) -> Person:
@@ -75,7 +89,12 @@ class Accounts:
                     session.add(Role(key=key, name=key, description=description))
 
     def create_user(
-        self, username: str, password: str, roles: list[str], display_name: str = ""
+        self,
+        username: str,
+        password: str,
+        roles: list[str],
+        display_name: str = "",
+        actor: str = "cli",
     ) -> Person:
         username = username.strip()
         if not username or len(username) > 100 or any(c.isspace() for c in username):
@@ -103,6 +122,9 @@ class Accounts:
             )
             session.add(user)
             session.flush()
+            audit.record(
+                session, actor, "user.created", username, {"roles": sorted(set(roles))}, utcnow()
+            )
             return _person(user)
 
     def authenticate(self, username: str, password: str) -> Person:

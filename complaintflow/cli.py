@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from .app import create_app, services
+from .audit import verify
 from .bootstrap import OPERATOR, initialise
 from .errors import ComplaintflowError, InvalidDiagram
 from .models import Role
@@ -184,3 +185,62 @@ def instances_retry(instance_id: int, reason: str) -> None:
     """Run the failed step of a complaint in status error again."""
     services().engine.retry(instance_id, OPERATOR, reason)
     click.echo(f"instance {instance_id} retried")
+
+
+@instances.command("correct")
+@click.argument("instance_id", type=int)
+@click.option(
+    "--set",
+    "assignments",
+    multiple=True,
+    required=True,
+    metavar="FIELD=VALUE",
+    help="A field and its corrected value (text); repeatable.",
+)
+@click.option("--reason", required=True)
+@with_appcontext
+def instances_correct(instance_id: int, assignments: tuple[str, ...], reason: str) -> None:
+    """Correct data entered wrongly (the history keeps what it was)."""
+    changes = {}
+    for assignment in assignments:
+        name, sep, value = assignment.partition("=")
+        if not sep or not name:
+            raise ComplaintflowError(f"--set takes FIELD=VALUE, not {assignment!r}")
+        changes[name.strip()] = value
+    services().engine.correct(instance_id, changes, OPERATOR, reason)
+    click.echo(f"instance {instance_id} corrected: {', '.join(changes)}")
+
+
+@main.group()
+def tasks() -> None:
+    """Operate tasks."""
+
+
+@tasks.command("reassign")
+@click.argument("task_id")
+@click.option("--to", "to", required=True, help="The username to hand the task to.")
+@click.option("--reason", required=True)
+@with_appcontext
+def tasks_reassign(task_id: str, to: str, reason: str) -> None:
+    """Hand a ready task to someone else who holds its role."""
+    services().engine.reassign(task_id, to, OPERATOR, reason)
+    click.echo(f"task {task_id} handed to {to}")
+
+
+@main.group()
+def audit() -> None:
+    """Check the history."""
+
+
+@audit.command("verify")
+@with_appcontext
+def audit_verify() -> None:
+    """Check every hash chain; exit 1 naming the first broken row."""
+    verdict = verify(services().store)
+    if not verdict.intact:
+        click.echo(f"error: history broken: {verdict.problem}", err=True)
+        sys.exit(1)
+    click.echo(
+        f"intact: {verdict.events} events of {verdict.instances} complaints,"
+        f" {verdict.entries} audit log entries"
+    )

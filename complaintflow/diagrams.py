@@ -54,6 +54,7 @@ class CompiledDiagram:
 
     key: str
     name: str
+    xml: str  # the diagram as deployed, for drawing it
     number_prefix: str
     lanes: tuple[Lane, ...]
     # The name in other languages, from process properties `name.<locale>` (e.g. name.en).
@@ -194,7 +195,7 @@ def read_forms(diagram_path: Path, process: etree._Element) -> tuple[dict[str, A
 
 
 def compile_diagram(
-    tree: etree._ElementTree, source: str, forms: dict[str, dict[str, Any]]
+    xml: str, tree: etree._ElementTree, source: str, forms: dict[str, dict[str, Any]]
 ) -> CompiledDiagram:
     """Build the runnable spec with SpiffWorkflow; its refusals become findings."""
     process = executable_process(tree, source)
@@ -212,6 +213,7 @@ def compile_diagram(
         raise InvalidDiagram(source, [f"the engine cannot run this diagram: {exc}"]) from None
     return CompiledDiagram(
         key=key,
+        xml=xml,
         name=process.get("name") or key,
         number_prefix=process_property(process, "numberPrefix") or "",
         lanes=lanes_of(process),

@@ -76,8 +76,10 @@ class ProcedureVersion(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     procedure_key: Mapped[str] = mapped_column(ForeignKey("procedures.key"))
     version: Mapped[int] = mapped_column(Integer)
-    bpmn_xml: Mapped[str] = mapped_column(Text)
-    forms: Mapped[dict[str, Any]] = mapped_column()  # form path -> JSON Schema
+    # Large, and needed once per process (the engine keeps the compiled diagram): not loaded
+    # with every instance that refers to the version.
+    bpmn_xml: Mapped[str] = mapped_column(Text, deferred=True)
+    forms: Mapped[dict[str, Any]] = mapped_column(deferred=True)  # form path -> JSON Schema
     sha256: Mapped[str] = mapped_column(String(64))
     deployed_at: Mapped[datetime] = mapped_column(default=utcnow)
     deployed_by: Mapped[str] = mapped_column(String(100))
@@ -128,7 +130,10 @@ class Instance(Base):
     end of its history chain."""
 
     __tablename__ = "instances"
-    __table_args__ = (Index("ix_instances_due_timer", "next_timer_at"),)
+    __table_args__ = (
+        Index("ix_instances_due_timer", "next_timer_at"),
+        Index("ix_instances_started", "started_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     version_id: Mapped[int] = mapped_column(ForeignKey("procedure_versions.id"), index=True)
@@ -144,6 +149,8 @@ class Instance(Base):
     completed_at: Mapped[datetime | None] = mapped_column()
     head_seq: Mapped[int] = mapped_column(Integer, default=0)
     head_hash: Mapped[str] = mapped_column(String(64), default="")
+    # Timers that fired (deadlines passed), kept for searching "missed a deadline".
+    missed_deadlines: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     version: Mapped[ProcedureVersion] = relationship(lazy="joined")
     record: Mapped[ComplaintRecord | None] = relationship(
@@ -155,7 +162,10 @@ class Task(Base):
     """A human task as the inbox sees it, kept in step with the workflow state on every save."""
 
     __tablename__ = "tasks"
-    __table_args__ = (Index("ix_tasks_inbox", "state", "role", "due_at"),)
+    __table_args__ = (
+        Index("ix_tasks_inbox", "state", "role", "due_at"),
+        Index("ix_tasks_role_instance", "role", "instance_id"),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)  # SpiffWorkflow task id
     instance_id: Mapped[int] = mapped_column(ForeignKey("instances.id"), index=True)
@@ -195,6 +205,7 @@ class ComplaintRecord(Base):
     """The 《用戶投訴記錄》: written by the record-keeping handlers, never deleted."""
 
     __tablename__ = "complaint_records"
+    __table_args__ = (Index("ix_complaint_records_complainant", "complainant"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     number: Mapped[str] = mapped_column(String(32), unique=True)
@@ -265,3 +276,19 @@ class Attachment(Base):
     # Complainants see only what they uploaded themselves.
     by_complainant: Mapped[bool] = mapped_column(Boolean, default=False)
     uploaded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AuditEntry(Base):
+    """An act outside any one complaint (a deploy, a user created), in one hash chain."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, unique=True)
+    at: Mapped[datetime] = mapped_column()
+    actor: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(40))
+    subject: Mapped[str] = mapped_column(String(200))
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))

@@ -70,7 +70,7 @@ def check_file(path: Path, handlers: HandlerRegistry, sla: SlaTable) -> Checked:
     if findings:
         raise InvalidDiagram(source, findings)
     # The project's rules first: their findings say how to fix; SpiffWorkflow's parser last.
-    return Checked(content, forms, compile_diagram(tree, source, forms))
+    return Checked(content, forms, compile_diagram(content.decode("utf-8"), tree, source, forms))
 
 
 def _where(element: etree._Element) -> str:

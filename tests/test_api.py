@@ -178,7 +178,7 @@ def test_instance_and_history(mech_api: Api) -> None:
         "處理",
         {"solved": True},
     )
-    assert events[0]["data"] == INTAKE["data"]
+    assert events[0]["data"] == {**INTAKE["data"], "sla": {"handle": "PT1H"}}
     assert mech_api.get("/instances/999", "boss").status_code == 404
 
 

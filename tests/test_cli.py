@@ -27,6 +27,7 @@ ROLES = {
     "general_manager",
     "duty_manager",
     "admin",
+    "auditor",
 }
 
 

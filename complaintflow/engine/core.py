@@ -19,6 +19,7 @@ from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from .. import audit
 from ..attachments import StoredFile
 from ..db import Store
 from ..diagrams import CompiledDiagram, compile_diagram, content_hash, parse_xml
@@ -27,6 +28,7 @@ from ..handlers import HandlerRegistry
 from ..models import Instance, Procedure, ProcedureVersion, Role, Task, utcnow
 from ..sla import SlaTable
 from ..validation import Checked, check_file
+from .admin import AdminActs
 from .history import Draft
 from .runtime import StateCodec
 from .steps import Step, write_instance
@@ -55,7 +57,7 @@ class Deployed:
     created: bool
 
 
-class Engine:
+class Engine(AdminActs):
     def __init__(self, store: Store, sla: SlaTable, handlers: HandlerRegistry) -> None:
         self.store = store
         self.sla = sla
@@ -74,8 +76,12 @@ class Engine:
                 diagram = self._diagrams.get(version.id)
                 if diagram is None:
                     source = f"{version.procedure_key} v{version.version}"
-                    tree = parse_xml(version.bpmn_xml.encode(), source)
-                    diagram = compile_diagram(tree, source, version.forms)
+                    with self.store.read() as session:  # its own: the caller's may be closed
+                        stored = session.get(ProcedureVersion, version.id)
+                        assert stored is not None
+                        xml, forms = stored.bpmn_xml, stored.forms
+                    tree = parse_xml(xml.encode(), source)
+                    diagram = compile_diagram(xml, tree, source, forms)
                     self._diagrams[version.id] = diagram
         return diagram
 
@@ -118,6 +124,19 @@ class Engine:
             )
             session.add(version)
             session.flush()
+            audit.record(
+                session,
+                actor,
+                "procedure.deployed",
+                f"{diagram.key} v{version.version}",
+                {
+                    "key": diagram.key,
+                    "version": version.version,
+                    "sha256": digest,
+                    "name": diagram.name,
+                },
+                utcnow(),
+            )
             self._diagrams[version.id] = diagram
             return Deployed(diagram.key, version.version, created=True)
 
@@ -205,10 +224,13 @@ class Engine:
             step = self._step(session, instance, actor, now)
             workflow = step.new_workflow()
             start_event = workflow.get_tasks(spec_name=diagram.start_spec.name)[0]
-            step.submitted(start_event.id, intake, step.attach(files, None, by_complainant))
+            sla = self.sla.durations(key)
+            # The history keeps the deadlines the complaint was received under, for auditors.
+            attached = step.attach(files, None, by_complainant)
+            step.submitted(start_event.id, {**intake, "sla": sla}, attached)
 
             def begin(wf: BpmnWorkflow) -> None:
-                wf.task_tree.data.update(intake, sla=self.sla.durations(key))
+                wf.task_tree.data.update(intake, sla=sla)
 
             step.run(workflow, begin)
             return instance.id
@@ -299,49 +321,6 @@ class Engine:
             except Conflict:
                 continue  # someone moved it meanwhile; its timers are looked at again next round
         return fired
-
-    def _admin_step(
-        self,
-        instance_id: int,
-        actor: str,
-        reason: str,
-        action: str,
-        change: Any,
-        statuses: tuple[str, ...],
-    ) -> None:
-        with self.store.write() as session:
-            instance = session.get(Instance, instance_id)
-            if instance is None:
-                raise NotFound(f"there is no complaint instance {instance_id}")
-            if instance.status not in statuses:
-                raise Conflict(
-                    f"instance {instance_id} is {instance.status}; {action} needs"
-                    f" {' or '.join(statuses)}"
-                )
-            now = utcnow()
-            step = self._step(session, instance, actor, now)
-            step.cancelling = action == "instance.cancelled"
-            step.preface.append(Draft(now, actor, action, data={"reason": reason}))
-            step.run(step.load(), change)
-
-    def cancel(self, instance_id: int, actor: str, reason: str) -> None:
-        self._admin_step(
-            instance_id,
-            actor,
-            reason,
-            "instance.cancelled",
-            BpmnWorkflow.cancel,
-            ("running", "error"),
-        )
-
-    def retry(self, instance_id: int, actor: str, reason: str) -> None:
-        """Run the failed steps of an instance in status `error` again."""
-
-        def rerun(workflow: BpmnWorkflow) -> None:
-            for task in workflow.get_tasks(state=TaskState.ERROR):
-                workflow.reset_from_task_id(task.id)
-
-        self._admin_step(instance_id, actor, reason, "instance.retried", rerun, ("error",))
 
     def _read(self, instance: Instance) -> BpmnWorkflow:
         def refuse(*_: Any) -> dict[str, Any]:

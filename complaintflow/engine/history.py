@@ -8,8 +8,6 @@ failed. Each becomes an event, in the order the engine changed the tasks.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -156,24 +154,3 @@ def diff(
             finished[str(task_id)] = "cancelled"
     timeline.sort(key=lambda item: item[:2])
     return StepChanges([draft for _, _, draft in timeline], ready, finished)
-
-
-def canonical(data: Any) -> str:
-    return json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
-
-
-def chain_hash(prev_hash: str, instance_id: int, seq: int, draft: Draft) -> str:
-    """The hash of an event over its content and the hash before it (tamper evidence)."""
-    payload = canonical(
-        [
-            instance_id,
-            seq,
-            draft.at.isoformat(),
-            draft.actor,
-            draft.action,
-            draft.bpmn_id,
-            draft.name,
-            draft.data,
-        ]
-    )
-    return hashlib.sha256((prev_hash + payload).encode()).hexdigest()

@@ -22,11 +22,12 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ..attachments import StoredFile
+from ..chain import event_hash
 from ..diagrams import CompiledDiagram
-from ..errors import StaleInstance
+from ..errors import ComplaintflowError, StaleInstance
 from ..handlers import HandlerContext, HandlerRegistry
 from ..models import Attachment, Event, Instance, Task
-from .history import Draft, StepTrace, chain_hash, diff, due_at, next_timer_at, snapshot
+from .history import Draft, StepTrace, diff, due_at, next_timer_at, snapshot
 from .runtime import StateCodec
 
 INSTANCES, TASKS, EVENTS = (cast(Table, m.__table__) for m in (Instance, Task, Event))
@@ -129,8 +130,8 @@ class Step:
         try:
             change(workflow)
             workflow.do_engine_steps()
-        except DBAPIError:
-            raise  # the database is gone or refused: nothing of this step may be saved
+        except (DBAPIError, ComplaintflowError):
+            raise  # the database refused, or the person asked for something wrong: save nothing
         except Exception as exc:  # diagram code or a handler failed: keep it, mark the error
             self.trace.error = f"{type(exc).__name__}: {exc}"
         self.save(workflow, before)
@@ -140,8 +141,11 @@ class Step:
         changes.events[:0] = self.preface
         instance = self.instance
         status = self._status(workflow)
-        if status == "completed" and instance.status != "completed":
-            changes.events.append(Draft(self.now, self.actor, "instance.completed"))
+        if status != instance.status and status in ("completed", "error"):
+            data = {"error": self.trace.error} if status == "error" else {}
+            action = "instance.completed" if status == "completed" else "instance.errored"
+            changes.events.append(Draft(self.now, self.actor, action, data=data))
+        fired = sum(1 for event in changes.events if event.action == "timer.fired")
         values: dict[str, Any] = {
             "state": self.codec.dumps(workflow),
             "serializer_version": self.codec.VERSION,
@@ -149,6 +153,7 @@ class Step:
             "error": self.trace.error if status == "error" else None,
             "next_timer_at": next_timer_at(workflow) if status == "running" else None,
             "updated_at": self.now,
+            "missed_deadlines": instance.missed_deadlines + fired,
         }
         if status in ("completed", "cancelled") and instance.completed_at is None:
             values["completed_at"] = self.now
@@ -206,7 +211,17 @@ def write_instance(
     rows = []
     for draft in drafts:
         seq += 1
-        digest = chain_hash(head, instance.id, seq, draft)
+        digest = event_hash(
+            head,
+            instance.id,
+            seq,
+            draft.at,
+            draft.actor,
+            draft.action,
+            draft.bpmn_id,
+            draft.name,
+            draft.data,
+        )
         rows.append(
             {
                 "instance_id": instance.id,

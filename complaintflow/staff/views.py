@@ -305,7 +305,7 @@ def complaint(instance_id: int) -> ResponseReturnValue:
         except NotFound:
             abort(404)
         roles = queries.procedure_roles(session, instance.version.procedure_key)
-    if not person().may_use(roles):
+    if not person().may_view(roles):
         abort(403)
     return render_template("staff/complaint.html", **_complaint_context(instance_id))
 
@@ -317,6 +317,6 @@ def attachment(attachment_id: str) -> ResponseReturnValue:
         found = session.get(Attachment, attachment_id) or abort(404)
         instance = queries.get_instance(session, found.instance_id)
         roles = queries.procedure_roles(session, instance.version.procedure_key)
-    if not person().may_use(roles):
+    if not person().may_view(roles):
         abort(403)
     return send_attachment(found)

@@ -36,7 +36,7 @@ def _entries(
     properties = form.get("properties", {})
     entries = []
     for name, value in data.items():
-        if name == "attachments":
+        if name in ("attachments", "sla"):
             continue
         field_spec = properties.get(name, {})
         label = i18n.schema_text(field_spec) if field_spec else name
@@ -102,7 +102,18 @@ def staff_lines(diagram: CompiledDiagram, events: list[dict[str, Any]]) -> list[
             text, kind = _("Cancelled: %(reason)s", reason=data.get("reason", "")), "warn"
         elif action == "instance.retried":
             text = _("Tried again: %(reason)s", reason=data.get("reason", ""))
-        elif action in ("service.failed", "task.failed"):
+        elif action == "task.reassigned":
+            text = _(
+                "Handed to %(who)s: %(reason)s",
+                who=data.get("to", ""),
+                reason=data.get("reason", ""),
+            )
+        elif action == "data.corrected":
+            text, kind = _("Corrected: %(reason)s", reason=data.get("reason", "")), "warn"
+            entries = [
+                (k, f"{v.get('from')} → {v.get('to')}") for k, v in data.get("changes", {}).items()
+            ]
+        elif action in ("service.failed", "task.failed", "instance.errored"):
             text, kind = _("A step failed: %(name)s", name=name), "warn"
         if text:
             lines.append(

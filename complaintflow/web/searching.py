@@ -1,0 +1,59 @@
+"""Reading search terms from a query string (the auditor page and `GET /api/v1/instances`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from ..engine.queries import Search
+from ..errors import ComplaintflowError
+
+STATUSES = ("running", "completed", "cancelled", "error")
+MAX_PER_PAGE = 100
+
+
+def _day(
+    args: Mapping[str, str], name: str, zone: ZoneInfo, next_day: bool = False
+) -> datetime | None:
+    raw = (args.get(name) or "").strip()
+    if not raw:
+        return None
+    try:
+        day = date.fromisoformat(raw)
+    except ValueError:
+        raise ComplaintflowError(f"{name} must be a date such as 2026-11-27") from None
+    return datetime.combine(day + timedelta(days=1 if next_day else 0), time(), zone)
+
+
+def _int(args: Mapping[str, str], name: str, default: int | None, low: int = 1) -> int | None:
+    raw = (args.get(name) or "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) < low:
+        raise ComplaintflowError(f"{name} must be a whole number of at least {low}")
+    return int(raw)
+
+
+def parse_search(args: Mapping[str, str], zone: ZoneInfo) -> Search:
+    """Terms from `procedure, version, status, from, to (dates, inclusive), number, complainant,
+    role, missed (yes/no), page, per_page`; a bad term raises with one readable line."""
+    status = (args.get("status") or "").strip() or None
+    if status and status not in STATUSES:
+        raise ComplaintflowError(f"status must be one of {', '.join(STATUSES)}")
+    missed = (args.get("missed") or "").strip().lower()
+    if missed not in ("", "yes", "no", "true", "false"):
+        raise ComplaintflowError("missed must be yes or no")
+    return Search(
+        procedure=(args.get("procedure") or "").strip() or None,
+        version=_int(args, "version", None),
+        status=status,
+        started_from=_day(args, "from", zone),
+        started_before=_day(args, "to", zone, next_day=True),
+        number=(args.get("number") or "").strip() or None,
+        complainant=(args.get("complainant") or "").strip() or None,
+        role=(args.get("role") or "").strip() or None,
+        missed_deadline=None if not missed else missed in ("yes", "true"),
+        page=_int(args, "page", 1) or 1,
+        per_page=min(MAX_PER_PAGE, _int(args, "per_page", 50) or 50),
+    )
