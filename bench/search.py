@@ -33,9 +33,11 @@ from complaintflow.services import Services  # noqa: E402
 from complaintflow.web.searching import parse_search  # noqa: E402
 
 ZONE = ZoneInfo("Asia/Hong_Kong")
-ROLES = {"facility": ["technician", "engineering_supervisor", "office_director"],
-         "bar": ["bar_staff", "bar_manager"],
-         "hotel": ["lobby_manager", "department_supervisor", "general_manager"]}
+ROLES = {
+    "facility": ["technician", "engineering_supervisor", "office_director"],
+    "bar": ["bar_staff", "bar_manager"],
+    "hotel": ["lobby_manager", "department_supervisor", "general_manager"],
+}
 PREFIX = {"facility": "A", "bar": "B", "hotel": "C"}
 
 
@@ -52,25 +54,52 @@ def fill(svc: Services, count: int, rng: random.Random) -> list[str]:
             key = ("facility", "bar", "hotel")[i % 3]
             started = now - timedelta(minutes=rng.randint(0, 365 * 24 * 60))
             status = rng.choices(["completed", "running", "cancelled", "error"], [80, 15, 4, 1])[0]
-            instances.append({
-                "id": i, "version_id": versions[key], "status": status, "state": "{}",
-                "serializer_version": "1.5", "lock_version": 1, "started_at": started,
-                "started_by": "bench", "updated_at": started, "head_seq": 0, "head_hash": "",
-                "missed_deadlines": 1 if rng.random() < 0.1 else 0,
-                "completed_at": started + timedelta(hours=rng.randint(1, 96))
-                if status == "completed" else None,
-            })
+            instances.append(
+                {
+                    "id": i,
+                    "version_id": versions[key],
+                    "status": status,
+                    "state": "{}",
+                    "serializer_version": "1.5",
+                    "lock_version": 1,
+                    "started_at": started,
+                    "started_by": "bench",
+                    "updated_at": started,
+                    "head_seq": 0,
+                    "head_hash": "",
+                    "missed_deadlines": 1 if rng.random() < 0.1 else 0,
+                    "completed_at": started + timedelta(hours=rng.randint(1, 96))
+                    if status == "completed"
+                    else None,
+                }
+            )
             number = f"{PREFIX[key]}-{started.year}-{i:06d}"
-            records.append({
-                "number": number, "procedure_key": key, "instance_id": i,
-                "complainant": f"顧客{rng.randint(1, 50000)}", "description": "bench",
-                "received_at": started, "recorded_by": "bench", "status": "open",
-                "escalations": 0, "updated_at": started,
-            })
+            records.append(
+                {
+                    "number": number,
+                    "procedure_key": key,
+                    "instance_id": i,
+                    "complainant": f"顧客{rng.randint(1, 50000)}",
+                    "description": "bench",
+                    "received_at": started,
+                    "recorded_by": "bench",
+                    "status": "open",
+                    "escalations": 0,
+                    "updated_at": started,
+                }
+            )
             for role in rng.sample(ROLES[key], k=2):
-                tasks.append({"id": f"{i:08d}-{role[:20]}", "instance_id": i, "bpmn_id": "t",
-                              "name": "t", "role": role, "state": "completed",
-                              "created_at": started})
+                tasks.append(
+                    {
+                        "id": f"{i:08d}-{role[:20]}",
+                        "instance_id": i,
+                        "bpmn_id": "t",
+                        "name": "t",
+                        "role": role,
+                        "state": "completed",
+                        "created_at": started,
+                    }
+                )
             if i % 997 == 0:
                 numbers.append(number)
         with svc.store.write() as session:
@@ -84,8 +113,11 @@ def searches(numbers: list[str]) -> dict[str, dict[str, str]]:
     month_ago = (datetime.now(ZONE) - timedelta(days=30)).date().isoformat()
     return {
         "all, newest page": {},
-        "procedure + status + last month": {"procedure": "facility", "status": "completed",
-                                             "from": month_ago},
+        "procedure + status + last month": {
+            "procedure": "facility",
+            "status": "completed",
+            "from": month_ago,
+        },
         "complaint number": {"number": numbers[len(numbers) // 2]},
         "complainant (part of name)": {"complainant": "顧客1234"},
         "role": {"role": "engineering_supervisor"},
@@ -129,8 +161,10 @@ def main() -> None:
                 with analysed(svc):
                     for name, terms in searches(numbers).items():
                         samples = timed(svc, terms, args.repeat)
-                        print(f"  {name:<34} median {statistics.median(samples) * 1000:6.1f}"
-                              f"   max {max(samples) * 1000:6.1f}")
+                        print(
+                            f"  {name:<34} median {statistics.median(samples) * 1000:6.1f}"
+                            f"   max {max(samples) * 1000:6.1f}"
+                        )
 
 
 if __name__ == "__main__":

@@ -41,7 +41,8 @@ def received() -> list[dict[str, Any]]:
 
 def other_party(contacted_after: timedelta | None) -> list[dict[str, Any]]:
     """Contact within 20 minutes; another organisation involved; the explanation after…"""
-    events = received() + [
+    events = [
+        *received(),
         event("task.completed", "contact_complainant", timedelta(minutes=20)),
         event("task.ready", "explain_to_complainant", timedelta(minutes=20)),
     ]
@@ -88,15 +89,15 @@ def test_a_clause_the_complaint_never_reached_does_not_apply() -> None:
 
 
 def test_immediately_means_within_the_configured_minutes() -> None:
-    quick = received() + [event("task.completed", "contact_complainant", timedelta(minutes=10))]
-    slow = received() + [event("task.completed", "contact_complainant", timedelta(minutes=45))]
+    quick = [*received(), event("task.completed", "contact_complainant", timedelta(minutes=10))]
+    slow = [*received(), event("task.completed", "contact_complainant", timedelta(minutes=45))]
     assert verdicts(quick, timedelta(hours=1))["A-4.3"].checks[0][1] == OBSERVED
     assert verdicts(slow, timedelta(hours=1))["A-4.3"].checks[0][1] == MISSED
 
 
 def test_notified_before_the_contact_and_recorded_first() -> None:
     judged = verdicts(
-        received() + [event("task.completed", "contact_complainant", timedelta(minutes=5))],
+        [*received(), event("task.completed", "contact_complainant", timedelta(minutes=5))],
         timedelta(hours=1),
     )
     assert judged["A-4.2"].status == OBSERVED and judged["A-4.1"].status == OBSERVED
@@ -104,11 +105,12 @@ def test_notified_before_the_contact_and_recorded_first() -> None:
 
 def test_archiving_without_the_gms_instruction_misses_C_5_2() -> None:
     start = [event("instance.started", "guest_complains", timedelta(0), "lobby_manager")]
-    instructed = start + [
+    instructed = [
+        *start,
         event("task.completed", "gm_instruct", timedelta(hours=2), "gm"),
         event("service.called", "archive_record", timedelta(hours=2)),
     ]
-    skipped = start + [event("service.called", "archive_record", timedelta(hours=2))]
+    skipped = [*start, event("service.called", "archive_record", timedelta(hours=2))]
     assert verdicts(instructed, timedelta(days=1), True, "hotel")["C-5.2"].status == OBSERVED
     assert verdicts(skipped, timedelta(days=1), True, "hotel")["C-5.2"].status == MISSED
 
