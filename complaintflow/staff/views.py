@@ -132,8 +132,8 @@ def claim(task_id: str) -> ResponseReturnValue:
     release = request.form.get("release") == "1"
     try:
         services().engine.claim(task_id, person().username, release=release)
-    except Conflict as exc:
-        flash(_("Not possible: %(reason)s", reason=exc.message), "error")
+    except Conflict:
+        flash(_("Someone else took or completed this task meanwhile."), "warning")
     return redirect(request.form.get("back") or url_for("staff.inbox"))
 
 

@@ -66,6 +66,15 @@ def _service_text(diagram: CompiledDiagram, data: dict[str, Any]) -> str | None:
     return None  # escalate: its own "escalated" event says it
 
 
+def actor_name(actor: str) -> str:
+    """Who acted, with the product's own actors named in the reader's language."""
+    return {
+        "complainant": _("Complainant"),
+        "system": _("System (deadline)"),
+        "cli": _("Administrator (command line)"),
+    }.get(actor, actor)
+
+
 def staff_lines(diagram: CompiledDiagram, events: list[dict[str, Any]]) -> list[Line]:
     lines = []
     for event in events:
@@ -119,7 +128,7 @@ def staff_lines(diagram: CompiledDiagram, events: list[dict[str, Any]]) -> list[
             lines.append(
                 Line(
                     event["at"],
-                    event["actor"],
+                    actor_name(event["actor"]),
                     text,
                     kind,
                     entries,
