@@ -168,6 +168,7 @@ def report_page() -> ResponseReturnValue:
     clauses = compliance.clauses_for(services().settings.bpmn_dir, key)
     return render_template(
         "auditor/report.html",
+        category_name=lambda code: i18n.code_name(diagrams[key], code),
         report=report,
         key=key,
         first=first,

@@ -73,6 +73,8 @@ def init_web(app: Flask, services: Services) -> None:
         locale=i18n.locale,
         html_lang=i18n.html_lang,
         chinese=i18n.chinese,
+        status_name=i18n.status_name,
+        code_name=i18n.code_name,
         now=lambda: datetime.now(zone),
     )
     app.jinja_env.filters["when"] = _when

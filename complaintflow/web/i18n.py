@@ -13,6 +13,7 @@ from typing import Any
 
 from flask import request, session
 from flask_babel import get_locale
+from flask_babel import gettext as _
 from opencc import OpenCC
 
 LANGUAGES = {"en": "English", "zh_Hans": "简体中文", "zh_Hant": "繁體中文"}
@@ -90,6 +91,34 @@ def instructions(form: dict[str, Any]) -> list[tuple[str, str]]:
         (note["clause"], chinese(note[language]) if language != "en" else note["en"])
         for note in form.get("x-instructions", [])
     ]
+
+
+def status_name(status: str) -> str:
+    """An instance's, a record's or a verdict's status in words."""
+    names = {
+        "running": _("Being handled"),
+        "completed": _("Closed"),
+        "cancelled": _("Cancelled"),
+        "error": _("Stopped by an error"),
+        "open": _("Open"),
+        "resolved": _("Resolved"),
+        "archived": _("Archived"),
+        "observed": _("Observed"),
+        "missed": _("Missed"),
+        "pending": _("Pending"),
+        "not_applicable": _("Not applicable"),
+    }
+    return names.get(status, status)
+
+
+def code_name(diagram: Any, value: str | None) -> str:
+    """A stored choice (a category, a channel) as the intake form names it."""
+    if not value:
+        return "—"
+    for spec in diagram.intake_form.get("properties", {}).values():
+        if value in spec.get("enum", []):
+            return choice_label(spec, value)
+    return value
 
 
 def procedure_name(diagram: Any) -> str:
