@@ -178,7 +178,9 @@ def test_a_task_completed_meanwhile_gives_a_clear_message(site: Flask) -> None:
     first.get(f"/tasks/{task_id}").post(f"/tasks/{task_id}", done)
     second.post(f"/tasks/{task_id}", done)
     assert second.status == 200
-    assert "Someone else completed this task meanwhile" in second.flashes()[0]
+    assert (
+        second.flashes()[0] == "This task was completed by technician. Your entries were not saved."
+    )
     assert "Timeline" in second.html
 
 
@@ -194,6 +196,7 @@ def test_staff_record_a_complaint_made_in_person(site: Flask) -> None:
     assert 'name="channel"' in clerk.html  # staff see the fields the public page hides
     clerk.post("/start/facility", {**FACILITY_INTAKE, "channel": "verbal"})
     assert clerk.flashes()[0].startswith("Saved. Complaint A-")
+    assert "Link for the complainant" in clerk.html and "/s/" in clerk.html  # its page
     assert Page(site).sign_in("bar_staff").get("/start/facility").status == 403
 
 
@@ -299,3 +302,31 @@ def test_people_get_pages_and_programs_get_json_for_errors(site: Flask) -> None:
     assert page.status == 404 and "Not found" in page.html
     response = site.test_client().get("/no/such/page", headers={"Accept": "application/json"})
     assert response.status_code == 404 and response.get_json()["error"]["code"] == "not_found"
+
+
+def test_alerts_tell_the_role_a_deadline_escalated_to(make_app: Callable[..., Flask]) -> None:
+    app = make_app(intake_min_seconds=0, sla_overrides={"facility": {"technician_contact": "PT0S"}})
+    number = re.search(r'class="number">([^<]+)<', file_complaint(app).html)[1]  # type: ignore[index]
+    supervisor = Page(app).sign_in("engineering_supervisor").get("/inbox")
+    assert "A deadline passed" in supervisor.html and number in supervisor.html
+    assert "A deadline passed" not in Page(app).sign_in("bar_manager").get("/inbox").html
+
+
+def test_a_task_taken_by_a_colleague_says_who_has_it_and_an_admin_can_free_it(
+    site: Flask,
+) -> None:
+    file_complaint(site)
+    admin = Page(site).sign_in("admin").get("/inbox")
+    (task_id,) = admin.task_links()
+    admin.post(f"/tasks/{task_id}/claim", {"back": "/inbox"})
+    technician = Page(site).sign_in("technician").get(f"/tasks/{task_id}")
+    assert technician.flashes() == ["This task is taken by admin."]
+    admin.get("/inbox").post(f"/tasks/{task_id}/claim", {"release": "1", "back": "/inbox"})
+    assert Page(site).sign_in("technician").get(f"/tasks/{task_id}").status == 200
+
+
+def test_staff_find_complaints_of_their_procedures(site: Flask) -> None:
+    file_complaint(site)
+    found = Page(site).sign_in("clerk").get("/complaints?complainant=陳")
+    assert "1 complaints found" in found.html
+    assert "0 complaints found" in Page(site).sign_in("bar_staff").get("/complaints").html

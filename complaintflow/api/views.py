@@ -145,7 +145,7 @@ def claim_task(task_id: str) -> ResponseReturnValue:
 def release_task(task_id: str) -> ResponseReturnValue:
     with services().store.read() as session:
         _workable_task(session, task_id)
-    services().engine.claim(task_id, person().username, release=True)
+    services().engine.claim(task_id, person().username, release=True, for_anyone=person().is_admin)
     return _task_response(task_id)
 
 

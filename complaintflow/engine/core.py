@@ -235,14 +235,16 @@ class Engine(AdminActs):
             step.run(workflow, begin)
             return instance.id
 
-    def _ready_task(self, session: Session, task_id: str, actor: str) -> Task:
+    def _ready_task(
+        self, session: Session, task_id: str, actor: str, for_anyone: bool = False
+    ) -> Task:
         row = session.get(Task, task_id)
         if row is None:
             raise NotFound(f"there is no task '{task_id}'")
         if row.state != "ready":
             by = f" by {row.completed_by}" if row.completed_by else ""
             raise Conflict(f"this task was already {row.state}{by}; nothing was changed")
-        if row.assignee not in (None, actor):
+        if row.assignee not in (None, actor) and not for_anyone:
             raise Conflict(f"this task is claimed by {row.assignee}")
         return row
 
@@ -272,13 +274,16 @@ class Engine(AdminActs):
             step.run(workflow, finish)
             return instance.id
 
-    def claim(self, task_id: str, actor: str, release: bool = False) -> int:
-        """Take a ready task (or give it back), so colleagues see who is on it."""
-        return _retry_when_stale(lambda: self._claim(task_id, actor, release))
+    def claim(
+        self, task_id: str, actor: str, release: bool = False, for_anyone: bool = False
+    ) -> int:
+        """Take a ready task (or give it back), so colleagues see who is on it. With
+        `for_anyone` (admins), give back a task someone else took."""
+        return _retry_when_stale(lambda: self._claim(task_id, actor, release, for_anyone))
 
-    def _claim(self, task_id: str, actor: str, release: bool) -> int:
+    def _claim(self, task_id: str, actor: str, release: bool, for_anyone: bool) -> int:
         with self.store.write() as session:
-            row = self._ready_task(session, task_id, actor)
+            row = self._ready_task(session, task_id, actor, for_anyone)
             if release and row.assignee is None:
                 return row.instance_id
             now = utcnow()

@@ -15,6 +15,7 @@ from ..models import (
     ComplaintRecord,
     Event,
     Instance,
+    Notification,
     Procedure,
     ProcedureVersion,
     Role,
@@ -327,3 +328,25 @@ def events_of(session: Session, instance_ids: list[int]) -> dict[int, list[dict[
 def deadlines_of(events: list[dict[str, Any]]) -> dict[str, str]:
     """The deadlines a complaint was received under, as its first event recorded them."""
     return dict(events[0]["data"].get("sla", {})) if events else {}
+
+
+ALERTS = ("deadline.missed", "complaint.urgent", "complaint.major")
+
+
+def alerts(
+    session: Session, roles: frozenset[str] | None, since: datetime, limit: int = 20
+) -> list[tuple[Notification, str | None]]:
+    """Urgent notices to the roles (all when None), newest first, with the complaint number."""
+    query = (
+        select(Notification, ComplaintRecord.number)
+        .outerjoin(ComplaintRecord, ComplaintRecord.instance_id == Notification.instance_id)
+        .where(
+            Notification.audience == "role",
+            Notification.event.in_(ALERTS),
+            Notification.created_at >= since,
+        )
+    )
+    if roles is not None:
+        query = query.where(Notification.role.in_(roles))
+    query = query.order_by(Notification.created_at.desc()).limit(limit)
+    return [(note, number) for note, number in session.execute(query)]

@@ -3,7 +3,8 @@ back as messages on the page, never as an error page."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import abort, flash, g, redirect, render_template, request, url_for
@@ -14,12 +15,13 @@ from flask_login import login_required, login_user, logout_user
 from ..accounts import AccountLocked
 from ..app import services
 from ..engine import queries
-from ..errors import Conflict, InvalidData, NotFound, Unauthorized
+from ..errors import ComplaintflowError, Conflict, InvalidData, NotFound, Unauthorized
 from ..models import Attachment
 from ..web import SignedIn, i18n, person
 from ..web.files import send_attachment
 from ..web.formfields import fields_for, read
 from ..web.links import status_url
+from ..web.searching import parse_search
 from ..web.submit import translated_problems, uploaded_files
 from ..web.timeline import staff_lines
 from . import bp
@@ -93,9 +95,15 @@ def inbox() -> ResponseReturnValue:
     with services().store.read() as session:
         rows = queries.inbox(session, _roles(), person().username, now, procedure, view)
         counts = queries.ready_counts(session, _roles())
-    diagrams = _diagrams()
+        alerts = queries.alerts(session, _roles(), now - timedelta(days=7))
+    diagrams = {
+        key: d
+        for key, d in _diagrams().items()
+        if person().may_use(frozenset(lane.key for lane in d.lanes))
+    }
     lanes = {lane.key: lane for d in diagrams.values() for lane in d.lanes}
     context = dict(
+        alerts=alerts,
         rows=rows,
         counts=counts,
         lanes=lanes,
@@ -131,7 +139,10 @@ def claim(task_id: str) -> ResponseReturnValue:
     _task_or_404(task_id)
     release = request.form.get("release") == "1"
     try:
-        services().engine.claim(task_id, person().username, release=release)
+        # An admin may give back a task someone else took (who may be away).
+        services().engine.claim(
+            task_id, person().username, release=release, for_anyone=release and person().is_admin
+        )
     except Conflict:
         flash(_("Someone else took or completed this task meanwhile."), "warning")
     return redirect(request.form.get("back") or url_for("staff.inbox"))
@@ -148,8 +159,8 @@ def task(task_id: str) -> ResponseReturnValue:
     values: dict[str, Any] = {}
     problems: dict[str, list[str]] = {}
     status = 200
-    if row.state != "ready":
-        return _taken_meanwhile(row) if request.method == "POST" else _already_done(row)
+    if row.state != "ready" or row.assignee not in (None, person().username):
+        return _not_yours(row, submitted=request.method == "POST")
     if request.method == "POST":
         values = read(form, request.form, g.zone)
         try:
@@ -162,7 +173,7 @@ def task(task_id: str) -> ResponseReturnValue:
             flash(_("Some fields need your attention."), "error")
         except Conflict:
             with services().store.read() as session:
-                return _taken_meanwhile(queries.get_task(session, task_id))
+                return _not_yours(queries.get_task(session, task_id), submitted=True)
         else:
             return _after_step(instance_id)
     return render_template(
@@ -176,31 +187,26 @@ def task(task_id: str) -> ResponseReturnValue:
     ), status
 
 
-def _already_done(row: Any) -> ResponseReturnValue:
-    flash(
-        _(
-            "This task was already completed by %(who)s; nothing more to do here.",
-            who=row.completed_by or _("someone"),
-        ),
-        "warning",
-    )
+def _not_yours(row: Any, submitted: bool) -> ResponseReturnValue:
+    """The task is no longer this person's to do: say why, plainly, and show the complaint
+    as it now stands."""
+    lost = " " + _("Your entries were not saved.") if submitted else ""
+    if row.state == "completed":
+        message = _("This task was completed by %(who)s.", who=row.completed_by or "?")
+    elif row.state == "cancelled":
+        message = _(
+            "This task was withdrawn: its deadline passed and the complaint moved on,"
+            " or it was cancelled."
+        )
+    else:
+        message = _("This task is taken by %(who)s.", who=row.assignee or "?")
+    flash(message + lost, "warning")
     return redirect(url_for("staff.complaint", instance_id=row.instance_id))
 
 
-def _taken_meanwhile(row: Any) -> ResponseReturnValue:
-    """Someone else got there first: say so, and show the complaint as it now stands."""
-    flash(
-        _(
-            "Someone else completed this task meanwhile (%(who)s); your entries were not saved.",
-            who=row.completed_by or _("unknown"),
-        ),
-        "warning",
-    )
-    return redirect(url_for("staff.complaint", instance_id=row.instance_id))
-
-
-def _after_step(instance_id: int) -> ResponseReturnValue:
-    """Say what happens next, then back to the inbox."""
+def _after_step(instance_id: int, recorded: bool = False) -> ResponseReturnValue:
+    """Say what happens next; then back to the inbox, or, for a complaint just recorded, to
+    its page (with the link to give the complainant)."""
     with services().store.read() as session:
         instance = queries.get_instance(session, instance_id)
         upcoming = queries.ready_tasks_of(session, instance_id)
@@ -227,6 +233,8 @@ def _after_step(instance_id: int) -> ResponseReturnValue:
             ),
             "success",
         )
+    if recorded:
+        return redirect(url_for("staff.complaint", instance_id=instance_id))
     return redirect(url_for("staff.inbox"))
 
 
@@ -262,7 +270,7 @@ def start(key: str) -> ResponseReturnValue:
             problems, status = translated_problems(invalid), 422
             flash(_("Some fields need your attention."), "error")
         else:
-            return _after_step(instance_id)
+            return _after_step(instance_id, recorded=True)
     return render_template(
         "staff/start.html",
         diagram=diagram,
@@ -320,3 +328,30 @@ def attachment(attachment_id: str) -> ResponseReturnValue:
     if not person().may_view(roles):
         abort(403)
     return send_attachment(found)
+
+
+@bp.get("/complaints")
+@login_required
+def complaints() -> ResponseReturnValue:
+    """Complaints of the procedures one works in, newest first, to find one by number or name."""
+    diagrams = {
+        key: d
+        for key, d in _diagrams().items()
+        if person().may_view(frozenset(lane.key for lane in d.lanes))
+    }
+    try:
+        terms = parse_search(request.args, g.zone)
+    except ComplaintflowError:
+        terms = parse_search({}, g.zone)
+    terms = replace(terms, procedures=tuple(diagrams))
+    with services().store.read() as session:
+        found, total = queries.search(session, terms)
+        rows = [(i, i.record) for i in found]
+    return render_template(
+        "staff/complaints.html",
+        rows=rows,
+        total=total,
+        terms=terms,
+        diagrams=diagrams,
+        procedure_name=i18n.procedure_name,
+    )
