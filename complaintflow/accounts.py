@@ -22,8 +22,10 @@ from .models import Role, User, UserRole, utcnow
 
 ADMIN_ROLE = "admin"
 AUDITOR_ROLE = "auditor"
+PROCESS_OWNER_ROLE = "process_owner"
 BUILTIN_ROLES = {
     ADMIN_ROLE: "Administrator: may do everything, in every procedure",
+    PROCESS_OWNER_ROLE: "Process owner: prepares, reviews and approves versions of the procedures",
     AUDITOR_ROLE: "Auditor: reads every complaint, its history and the reports; changes nothing",
 }
 MIN_PASSWORD = 8
@@ -62,6 +64,10 @@ class Person:
     def may_use(self, procedure_roles: frozenset[str]) -> bool:
         """Start and work complaints of a procedure with these lane roles."""
         return self.is_admin or bool(self.roles & procedure_roles)
+
+    @property
+    def is_process_owner(self) -> bool:
+        return self.is_admin or PROCESS_OWNER_ROLE in self.roles
 
     @property
     def is_auditor(self) -> bool:

@@ -26,7 +26,17 @@ def initialise(svc: Services, demo_users: bool = False) -> Iterator[str]:
     for path in sorted(svc.settings.bpmn_dir.glob("*.bpmn")):
         result = svc.engine.deploy(path, OPERATOR)
         state = "deployed as" if result.created else "unchanged at"
-        yield f"{result.key}: {state} version {result.version}"
+        # A new installation needs its procedures in effect at once; a changed bundle on an
+        # installation in use waits, as a draft, for review and approval like any change.
+        svc.engine.put_in_effect(result.key, result.version, "bundled with complaintflow")
+        with svc.store.read() as session:
+            in_effect = svc.engine.current_version(session, result.key).version
+        note = (
+            ""
+            if in_effect == result.version
+            else (f" (a draft waiting for review and approval; version {in_effect} is in effect)")
+        )
+        yield f"{result.key}: {state} version {result.version}{note}"
     if demo_users:
         yield from _create_demo_users(svc)
 

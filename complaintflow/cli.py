@@ -7,8 +7,10 @@ user can cause print one line per problem and exit with status 1, never a traceb
 from __future__ import annotations
 
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import click
 from flask import Flask
@@ -51,13 +53,6 @@ def main() -> None:
     """complaintflow: complaint procedures as BPMN, worked on the web."""
 
 
-def _deploy_all(paths: list[Path], actor: str) -> None:
-    for path in paths:
-        result = services().engine.deploy(path, actor)
-        state = "deployed as" if result.created else "unchanged at"
-        click.echo(f"{result.key}: {state} version {result.version}")
-
-
 @main.command()
 @click.option("--demo-users", is_flag=True, help="Create one user per role (see README).")
 @with_appcontext
@@ -69,11 +64,19 @@ def init(demo_users: bool) -> None:
 
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--as", "actor", default=OPERATOR, help="Who deploys (goes into the history).")
+@click.option("--as", "actor", default=OPERATOR, help="Who prepares it (編制; in the history).")
+@click.option("--dry-run", is_flag=True, help="Check only; store nothing.")
 @with_appcontext
-def deploy(paths: tuple[Path, ...], actor: str) -> None:
-    """Check diagrams and store each as its procedure's next version."""
-    _deploy_all(list(paths), actor)
+def deploy(paths: tuple[Path, ...], actor: str, dry_run: bool) -> None:
+    """Check diagrams and store each as a draft of its procedure's next version."""
+    for path in paths:
+        if dry_run:
+            diagram = services().engine.check(path).diagram
+            click.echo(f"{path}: valid ({diagram.key}); nothing stored (dry run)")
+            continue
+        result = services().engine.deploy(path, actor)
+        state = "draft version" if result.created else "unchanged at version"
+        click.echo(f"{result.key}: {state} {result.version} ({result.status})")
 
 
 @main.command()
@@ -244,3 +247,60 @@ def audit_verify() -> None:
         f"intact: {verdict.events} events of {verdict.instances} complaints,"
         f" {verdict.entries} audit log entries"
     )
+
+
+@main.group()
+def versions() -> None:
+    """Versions of a procedure and their document control (prepared, reviewed, approved)."""
+
+
+@versions.command("list")
+@click.argument("key")
+@with_appcontext
+def versions_list(key: str) -> None:
+    """One version per line: number, status, prepared, reviewed, approved, in effect from."""
+    with services().store.read() as session:
+        for version, running, total in services().engine.versions(session, key):
+            effective = version.effective_from.isoformat() if version.effective_from else "-"
+            click.echo(
+                f"v{version.version}\t{version.status}\tprepared by {version.deployed_by}"
+                f"\treviewed by {version.reviewed_by or '-'}"
+                f"\tapproved by {version.approved_by or '-'}\teffective {effective}"
+                f"\t{running} running of {total}"
+            )
+
+
+@versions.command("review")
+@click.argument("key")
+@click.argument("number", type=int)
+@click.option("--as", "actor", required=True, help="The reviewer (審核), not the preparer.")
+@click.option("--comment", required=True)
+@click.option("--reject", is_flag=True, help="Send it back instead of accepting it.")
+@with_appcontext
+def versions_review(key: str, number: int, actor: str, comment: str, reject: bool) -> None:
+    """Review a draft."""
+    services().engine.review(key, number, actor, not reject, comment)
+    click.echo(f"{key} v{number} {'rejected' if reject else 'reviewed'} by {actor}")
+
+
+@versions.command("approve")
+@click.argument("key")
+@click.argument("number", type=int)
+@click.option("--as", "actor", required=True, help="The approver (批准): a third person.")
+@click.option("--comment", required=True)
+@click.option(
+    "--effective",
+    type=click.DateTime(),
+    default=None,
+    help="When it takes effect (local time of the site); now if not given.",
+)
+@click.option("--reject", is_flag=True, help="Refuse it instead of approving it.")
+@with_appcontext
+def versions_approve(
+    key: str, number: int, actor: str, comment: str, effective: datetime | None, reject: bool
+) -> None:
+    """Approve a reviewed version; it takes effect at its date."""
+    zone = ZoneInfo(services().settings.timezone)
+    when = effective.replace(tzinfo=zone) if effective else None
+    services().engine.approve(key, number, actor, not reject, comment, when)
+    click.echo(f"{key} v{number} {'rejected' if reject else 'approved'} by {actor}")

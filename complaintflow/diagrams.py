@@ -171,6 +171,22 @@ def form_paths(process: etree._Element) -> dict[str, etree._Element]:
     return paths
 
 
+def forms_from(
+    available: dict[str, Any], process: etree._Element
+) -> tuple[dict[str, Any], list[str]]:
+    """The forms a diagram names, taken from those given (uploaded with it, or kept from the
+    version it was edited from); a form not there is a finding."""
+    forms: dict[str, Any] = {}
+    findings = []
+    for rel, element in form_paths(process).items():
+        if rel in available:
+            forms[rel] = available[rel]
+        else:
+            where = f"{element.get('id')} ({element.get('name', '')}), line {element.sourceline}"
+            findings.append(f"{where}: form '{rel}' was not uploaded with the diagram; add it")
+    return forms, findings
+
+
 def read_forms(diagram_path: Path, process: etree._Element) -> tuple[dict[str, Any], list[str]]:
     """Load the forms a diagram names from beside it; problems come back as findings."""
     forms: dict[str, Any] = {}

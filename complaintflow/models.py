@@ -68,7 +68,9 @@ class Procedure(Base):
 
 
 class ProcedureVersion(Base):
-    """One deployed diagram, immutable: its BPMN and the forms it names, stored once."""
+    """One deployed diagram, immutable: its BPMN and the forms it names, stored once, with its
+    document control (A-doc): prepared (編制) by whoever deployed it, reviewed (審核) and
+    approved (批准) by two other people, in effect from its effective date (生效日期)."""
 
     __tablename__ = "procedure_versions"
     __table_args__ = (UniqueConstraint("procedure_key", "version"),)
@@ -81,8 +83,17 @@ class ProcedureVersion(Base):
     bpmn_xml: Mapped[str] = mapped_column(Text, deferred=True)
     forms: Mapped[dict[str, Any]] = mapped_column(deferred=True)  # form path -> JSON Schema
     sha256: Mapped[str] = mapped_column(String(64))
-    deployed_at: Mapped[datetime] = mapped_column(default=utcnow)
-    deployed_by: Mapped[str] = mapped_column(String(100))
+    deployed_at: Mapped[datetime] = mapped_column(default=utcnow)  # prepared at
+    deployed_by: Mapped[str] = mapped_column(String(100))  # prepared by (編制)
+    # draft → reviewed → approved; or rejected at either sign-off.
+    status: Mapped[str] = mapped_column(String(16), default="draft", server_default="draft")
+    reviewed_by: Mapped[str | None] = mapped_column(String(100))
+    reviewed_at: Mapped[datetime | None] = mapped_column()
+    review_comment: Mapped[str | None] = mapped_column(Text)
+    approved_by: Mapped[str | None] = mapped_column(String(100))
+    approved_at: Mapped[datetime | None] = mapped_column()
+    approval_comment: Mapped[str | None] = mapped_column(Text)
+    effective_from: Mapped[datetime | None] = mapped_column()
 
     procedure: Mapped[Procedure] = relationship(back_populates="versions")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,14 +49,24 @@ class Checked:
     diagram: CompiledDiagram
 
 
+FormsFor = Callable[[etree._Element], tuple[dict[str, Any], list[str]]]
+
+
 def check_file(path: Path, handlers: HandlerRegistry, sla: SlaTable) -> Checked:
     """Read a diagram and the forms beside it and check them all; InvalidDiagram lists every
     finding."""
-    source = str(path)
     try:
         content = path.read_bytes()
     except OSError as exc:
-        raise InvalidDiagram(source, [f"cannot read the file: {exc.strerror}"]) from None
+        raise InvalidDiagram(str(path), [f"cannot read the file: {exc.strerror}"]) from None
+    return check_bundle(content, str(path), handlers, sla, lambda p: read_forms(path, p))
+
+
+def check_bundle(
+    content: bytes, source: str, handlers: HandlerRegistry, sla: SlaTable, forms_for: FormsFor
+) -> Checked:
+    """Check diagram XML with the forms `forms_for` finds for it (beside a file, uploaded with
+    it, or kept from the version it was edited from)."""
     tree = parse_xml(content, source)
     try:
         VALIDATOR.validate(tree, source)
@@ -65,7 +75,7 @@ def check_file(path: Path, handlers: HandlerRegistry, sla: SlaTable) -> Checked:
         detail = str(exc).strip().rstrip(". ")
         raise InvalidDiagram(source, [f"{line}not valid BPMN 2.0 (XML Schema): {detail}"]) from None
     process = executable_process(tree, source)
-    forms, findings = read_forms(path, process)
+    forms, findings = forms_for(process)
     findings += check_process(process, forms, handlers, sla)
     if findings:
         raise InvalidDiagram(source, findings)

@@ -28,6 +28,7 @@ ROLES = {
     "duty_manager",
     "admin",
     "auditor",
+    "process_owner",
 }
 
 

@@ -212,8 +212,10 @@ def test_running_instances_keep_their_version(mech: Services, tmp_path: Path) ->
     bpmn = changed / "mechanics.bpmn"
     bpmn.write_text(bpmn.read_text().replace('name="處理"', 'name="立即處理"'))
     deployed = mech.engine.deploy(bpmn, "owner")
-    assert (deployed.version, deployed.created) == (2, True)
+    assert (deployed.version, deployed.created, deployed.status) == (2, True, "draft")
     assert mech.engine.deploy(bpmn, "owner").created is False
+    mech.engine.review("mechanics", 2, "reviewer", True, "reads well")
+    mech.engine.approve("mechanics", 2, "approver", True, "in effect now")
     new = start(mech)
     assert [t.name for t in ready(mech, old)] == ["處理"]
     assert [t.name for t in ready(mech, new)] == ["立即處理"]

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -19,19 +17,18 @@ from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .. import audit
 from ..attachments import StoredFile
 from ..db import Store
-from ..diagrams import CompiledDiagram, compile_diagram, content_hash, parse_xml
-from ..errors import Conflict, InvalidDiagram, NotFound, StaleInstance
+from ..diagrams import CompiledDiagram, compile_diagram, parse_xml
+from ..errors import Conflict, NotFound, StaleInstance
 from ..handlers import HandlerRegistry
-from ..models import Instance, Procedure, ProcedureVersion, Role, Task, utcnow
+from ..models import Instance, ProcedureVersion, Task, utcnow
 from ..sla import SlaTable
-from ..validation import Checked, check_file
 from .admin import AdminActs
 from .history import Draft
 from .runtime import StateCodec
 from .steps import Step, write_instance
+from .versions import VersionActs
 
 SYSTEM_ACTOR = "system"
 _ATTEMPTS = 3
@@ -50,14 +47,7 @@ def _retry_when_stale(attempt: Callable[[], int]) -> int:
     raise AssertionError("unreachable")
 
 
-@dataclass(frozen=True)
-class Deployed:
-    key: str
-    version: int
-    created: bool
-
-
-class Engine(AdminActs):
+class Engine(AdminActs, VersionActs):
     def __init__(self, store: Store, sla: SlaTable, handlers: HandlerRegistry) -> None:
         self.store = store
         self.sla = sla
@@ -84,109 +74,6 @@ class Engine(AdminActs):
                     diagram = compile_diagram(xml, tree, source, forms)
                     self._diagrams[version.id] = diagram
         return diagram
-
-    @staticmethod
-    def current_version(session: Session, key: str) -> ProcedureVersion:
-        version = session.scalars(
-            select(ProcedureVersion)
-            .where(ProcedureVersion.procedure_key == key)
-            .order_by(ProcedureVersion.version.desc())
-            .limit(1)
-        ).first()
-        if version is None:
-            raise NotFound(f"there is no procedure '{key}'")
-        return version
-
-    def check(self, path: Path) -> Checked:
-        """Read a diagram and its forms and check them; InvalidDiagram lists every finding."""
-        return check_file(path, self.handlers, self.sla)
-
-    def deploy(self, path: Path, actor: str) -> Deployed:
-        """Store a checked diagram as its procedure's next version (unless the newest version
-        is already exactly this)."""
-        source = str(path)
-        checked = self.check(path)
-        diagram = checked.diagram
-        digest = content_hash(checked.content, checked.forms)
-        with self.store.write() as session:
-            procedure = self._procedure_for(session, diagram, source)
-            latest = procedure.versions[-1] if procedure.versions else None
-            if latest is not None and latest.sha256 == digest:
-                return Deployed(diagram.key, latest.version, created=False)
-            self._roles_for(session, diagram, source)
-            version = ProcedureVersion(
-                procedure=procedure,
-                version=latest.version + 1 if latest else 1,
-                bpmn_xml=checked.content.decode("utf-8"),
-                forms=checked.forms,
-                sha256=digest,
-                deployed_by=actor,
-            )
-            session.add(version)
-            session.flush()
-            audit.record(
-                session,
-                actor,
-                "procedure.deployed",
-                f"{diagram.key} v{version.version}",
-                {
-                    "key": diagram.key,
-                    "version": version.version,
-                    "sha256": digest,
-                    "name": diagram.name,
-                },
-                utcnow(),
-            )
-            self._diagrams[version.id] = diagram
-            return Deployed(diagram.key, version.version, created=True)
-
-    @staticmethod
-    def _procedure_for(session: Session, diagram: CompiledDiagram, source: str) -> Procedure:
-        holder = session.scalars(
-            select(Procedure).where(Procedure.number_prefix == diagram.number_prefix)
-        ).first()
-        if holder is not None and holder.key != diagram.key:
-            raise InvalidDiagram(
-                source,
-                [
-                    f"numberPrefix {diagram.number_prefix} already numbers"
-                    f" procedure '{holder.key}';"
-                    " choose another letter"
-                ],
-            )
-        procedure = session.get(Procedure, diagram.key)
-        if procedure is None:
-            procedure = Procedure(
-                key=diagram.key, name=diagram.name, number_prefix=diagram.number_prefix
-            )
-            session.add(procedure)
-        procedure.name = diagram.name
-        return procedure
-
-    @staticmethod
-    def _roles_for(session: Session, diagram: CompiledDiagram, source: str) -> None:
-        for lane in diagram.lanes:
-            role = session.get(Role, lane.key)
-            if role is None:
-                session.add(
-                    Role(
-                        key=lane.key,
-                        name=lane.name,
-                        description=lane.description,
-                        procedure_key=diagram.key,
-                    )
-                )
-            elif role.procedure_key != diagram.key:
-                raise InvalidDiagram(
-                    source,
-                    [
-                        f"lane {lane.key} ({lane.name}): the role key '{lane.key}'"
-                        " already belongs to"
-                        f" {role.procedure_key or 'the product'}; give this lane another id"
-                    ],
-                )
-            else:
-                role.name, role.description = lane.name, lane.description
 
     # -- instances ----------------------------------------------------------------------
 

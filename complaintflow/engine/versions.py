@@ -1,0 +1,299 @@
+"""Versions of a procedure and their document control (the seed's A-doc footer).
+
+A deployed diagram is a draft, prepared (編制) by whoever deployed it. A second person reviews it
+(審核) and a third approves it (批准), naming when it takes effect (生效日期): at once or later.
+New complaints start on the newest approved version whose date has come; running complaints keep
+theirs. Each step goes into the audit log.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from .. import audit
+from ..diagrams import CompiledDiagram, content_hash, forms_from
+from ..errors import ComplaintflowError, Conflict, Forbidden, InvalidDiagram, NotFound
+from ..models import Instance, Procedure, ProcedureVersion, Role, utcnow
+from ..validation import Checked, check_bundle, check_file
+
+if TYPE_CHECKING:
+    from ..db import Store
+    from ..handlers import HandlerRegistry
+    from ..sla import SlaTable
+
+SYSTEM = "system"
+
+
+@dataclass(frozen=True)
+class Deployed:
+    key: str
+    version: int
+    created: bool
+    status: str
+
+
+class VersionActs:
+    """Mixed into Engine, whose store, handlers, deadlines and diagram cache these use."""
+
+    store: Store
+    handlers: HandlerRegistry
+    sla: SlaTable
+    _diagrams: dict[int, CompiledDiagram]
+
+    # -- which version is in effect -----------------------------------------------------
+
+    @staticmethod
+    def current_version(session: Session, key: str, at: datetime | None = None) -> ProcedureVersion:
+        """The version new complaints start on: the newest approved one in effect."""
+        version = session.scalars(
+            select(ProcedureVersion)
+            .where(
+                ProcedureVersion.procedure_key == key,
+                ProcedureVersion.status == "approved",
+                ProcedureVersion.effective_from <= (at or utcnow()),
+            )
+            .order_by(ProcedureVersion.effective_from.desc(), ProcedureVersion.version.desc())
+            .limit(1)
+        ).first()
+        if version is None:
+            raise NotFound(f"there is no procedure '{key}' in effect")
+        return version
+
+    @staticmethod
+    def version(session: Session, key: str, number: int) -> ProcedureVersion:
+        found = session.scalars(
+            select(ProcedureVersion).where(
+                ProcedureVersion.procedure_key == key, ProcedureVersion.version == number
+            )
+        ).first()
+        if found is None:
+            raise NotFound(f"procedure '{key}' has no version {number}")
+        return found
+
+    @staticmethod
+    def versions(session: Session, key: str) -> list[tuple[ProcedureVersion, int, int]]:
+        """Every version, newest first, with how many complaints run and ran on it."""
+        counts = dict(
+            session.execute(
+                select(Instance.version_id, func.count())
+                .where(Instance.status == "running")
+                .group_by(Instance.version_id)
+            ).all()
+        )
+        totals = dict(
+            session.execute(
+                select(Instance.version_id, func.count()).group_by(Instance.version_id)
+            ).all()
+        )
+        rows = session.scalars(
+            select(ProcedureVersion)
+            .where(ProcedureVersion.procedure_key == key)
+            .order_by(ProcedureVersion.version.desc())
+        ).all()
+        return [(v, counts.get(v.id, 0), totals.get(v.id, 0)) for v in rows]
+
+    # -- deploying drafts ---------------------------------------------------------------
+
+    def check(self, path: Path) -> Checked:
+        """Read a diagram and its forms and check them; InvalidDiagram lists every finding."""
+        return check_file(path, self.handlers, self.sla)
+
+    def check_upload(
+        self,
+        content: bytes,
+        forms: dict[str, Any],
+        source: str,
+        base: tuple[str, int] | None = None,
+    ) -> Checked:
+        """Check an uploaded (or edited) diagram: its forms are those uploaded with it, then
+        those of the version it was edited from."""
+        available = dict(self._stored_forms(*base)) if base else {}
+        available.update(forms)
+        return check_bundle(
+            content, source, self.handlers, self.sla, lambda process: forms_from(available, process)
+        )
+
+    def _stored_forms(self, key: str, number: int) -> dict[str, Any]:
+        with self.store.read() as session:
+            return dict(self.version(session, key, number).forms)
+
+    def deploy(self, path: Path, actor: str) -> Deployed:
+        return self.store_draft(self.check(path), actor, str(path))
+
+    def store_draft(self, checked: Checked, actor: str, source: str) -> Deployed:
+        """Store a checked diagram as a draft of its procedure's next version (unless the
+        newest version is already exactly this)."""
+        diagram = checked.diagram
+        digest = content_hash(checked.content, checked.forms)
+        with self.store.write() as session:
+            procedure = self._procedure_for(session, diagram, source)
+            latest = procedure.versions[-1] if procedure.versions else None
+            if latest is not None and latest.sha256 == digest:
+                return Deployed(diagram.key, latest.version, False, latest.status)
+            self._roles_for(session, diagram, source)
+            version = ProcedureVersion(
+                procedure=procedure,
+                version=latest.version + 1 if latest else 1,
+                bpmn_xml=checked.content.decode("utf-8"),
+                forms=checked.forms,
+                sha256=digest,
+                deployed_by=actor,
+                status="draft",
+            )
+            session.add(version)
+            session.flush()
+            audit.record(
+                session,
+                actor,
+                "procedure.deployed",
+                f"{diagram.key} v{version.version}",
+                {
+                    "key": diagram.key,
+                    "version": version.version,
+                    "sha256": digest,
+                    "name": diagram.name,
+                },
+                utcnow(),
+            )
+            self._diagrams[version.id] = diagram
+            return Deployed(diagram.key, version.version, True, "draft")
+
+    @staticmethod
+    def _procedure_for(session: Session, diagram: CompiledDiagram, source: str) -> Procedure:
+        holder = session.scalars(
+            select(Procedure).where(Procedure.number_prefix == diagram.number_prefix)
+        ).first()
+        if holder is not None and holder.key != diagram.key:
+            raise InvalidDiagram(
+                source,
+                [
+                    f"numberPrefix {diagram.number_prefix} already numbers procedure"
+                    f" '{holder.key}'; choose another letter"
+                ],
+            )
+        procedure = session.get(Procedure, diagram.key)
+        if procedure is None:
+            procedure = Procedure(
+                key=diagram.key, name=diagram.name, number_prefix=diagram.number_prefix
+            )
+            session.add(procedure)
+        procedure.name = diagram.name
+        return procedure
+
+    @staticmethod
+    def _roles_for(session: Session, diagram: CompiledDiagram, source: str) -> None:
+        for lane in diagram.lanes:
+            role = session.get(Role, lane.key)
+            if role is None:
+                session.add(
+                    Role(
+                        key=lane.key,
+                        name=lane.name,
+                        description=lane.description,
+                        procedure_key=diagram.key,
+                    )
+                )
+            elif role.procedure_key != diagram.key:
+                raise InvalidDiagram(
+                    source,
+                    [
+                        f"lane {lane.key} ({lane.name}): the role key '{lane.key}' already belongs"
+                        f" to {role.procedure_key or 'the product'}; give this lane another id"
+                    ],
+                )
+            else:
+                role.name, role.description = lane.name, lane.description
+
+    # -- signing off --------------------------------------------------------------------
+
+    def review(self, key: str, number: int, actor: str, accept: bool, comment: str) -> None:
+        """審核: a second person reviews a draft, accepting it for approval or rejecting it."""
+        with self.store.write() as session:
+            version = self.version(session, key, number)
+            if version.status != "draft":
+                raise Conflict(f"version {number} is {version.status}; only a draft is reviewed")
+            if actor == version.deployed_by:
+                raise Forbidden("the person who prepared a version may not review it")
+            now = utcnow()
+            version.reviewed_by, version.reviewed_at = actor, now
+            version.review_comment = comment
+            version.status = "reviewed" if accept else "rejected"
+            action = "procedure.reviewed" if accept else "procedure.rejected"
+            audit.record(
+                session,
+                actor,
+                action,
+                f"{key} v{number}",
+                {"comment": comment, "stage": "review"},
+                now,
+            )
+
+    def approve(
+        self,
+        key: str,
+        number: int,
+        actor: str,
+        accept: bool,
+        comment: str,
+        effective_from: datetime | None = None,
+    ) -> None:
+        """批准: a third person approves a reviewed version, which takes effect at its date."""
+        with self.store.write() as session:
+            version = self.version(session, key, number)
+            if version.status != "reviewed":
+                raise Conflict(f"version {number} is {version.status}; approval needs a review")
+            if actor in (version.deployed_by, version.reviewed_by):
+                raise Forbidden("the approver must be neither who prepared nor who reviewed it")
+            now = utcnow()
+            if effective_from is not None and effective_from < now:
+                raise ComplaintflowError("the effective date is in the past; give now or later")
+            version.approved_by, version.approved_at = actor, now
+            version.approval_comment = comment
+            version.status = "approved" if accept else "rejected"
+            if accept:
+                version.effective_from = effective_from or now
+            action = "procedure.approved" if accept else "procedure.rejected"
+            audit.record(
+                session,
+                actor,
+                action,
+                f"{key} v{number}",
+                {
+                    "comment": comment,
+                    "stage": "approval",
+                    "effective_from": version.effective_from.isoformat()
+                    if version.effective_from
+                    else None,
+                },
+                now,
+            )
+
+    def put_in_effect(self, key: str, number: int, reason: str) -> None:
+        """For a procedure with no version in effect yet (a new installation): the bundled
+        version takes effect at once, signed off by the system, with the reason."""
+        with self.store.write() as session:
+            try:
+                self.current_version(session, key)
+                return
+            except NotFound:
+                pass
+            version = self.version(session, key, number)
+            now = utcnow()
+            version.status, version.effective_from = "approved", now
+            version.reviewed_by = version.approved_by = SYSTEM
+            version.reviewed_at = version.approved_at = now
+            version.review_comment = version.approval_comment = reason
+            audit.record(
+                session,
+                SYSTEM,
+                "procedure.approved",
+                f"{key} v{number}",
+                {"comment": reason, "stage": "bootstrap", "effective_from": now.isoformat()},
+                now,
+            )
