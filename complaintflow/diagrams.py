@@ -117,9 +117,16 @@ def parse_xml(content: bytes, source: str) -> etree._ElementTree:
 
 
 def executable_process(tree: etree._ElementTree, source: str) -> etree._Element:
-    processes = [
-        p for p in tree.getroot().iterfind("bpmn:process", NS) if p.get("isExecutable") == "true"
-    ]
+    every = list(tree.getroot().iterfind("bpmn:process", NS))
+    processes = [p for p in every if p.get("isExecutable") == "true"]
+    if not processes and len(every) == 1:
+        raise InvalidDiagram(
+            source,
+            [
+                f'process {every[0].get("id")} is not marked executable: set isExecutable="true"'
+                " (in bpmn.io and Camunda Modeler, tick Executable on the process or pool)"
+            ],
+        )
     if len(processes) != 1:
         raise InvalidDiagram(
             source,

@@ -34,6 +34,7 @@ from .errors import InvalidDiagram
 from .handlers import HandlerRegistry
 from .sandbox import RESERVED_NAMES, SandboxError, compile_expression, compile_script
 from .sla import SlaTable
+from .support import check_reachable, check_support
 
 _KEY = re.compile(r"^[a-z][a-z0-9_]{1,62}$")
 _FIELD = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -104,6 +105,8 @@ def check_process(
     findings += _check_gateways(process)
     findings += _check_expressions(process)
     findings += _check_timers(process, key, sla)
+    findings += check_support(process)
+    findings += check_reachable(process)
     return findings
 
 
@@ -226,7 +229,10 @@ def _check_expressions(process: etree._Element) -> Iterator[str]:
         try:
             compile_expression(condition.text or "")
         except SandboxError as exc:
-            yield f"{_where(flow)}: the condition {condition.text!r} does not compile: {exc}"
+            hint = ""
+            if (condition.text or "").strip().startswith(("${", "#{", "=")):
+                hint = " (a Camunda expression? write Python over the form fields: amount > 100)"
+            yield f"{_where(flow)}: the condition {condition.text!r} does not compile{hint}: {exc}"
     for script in process.iterfind(".//bpmn:script", NS):
         try:
             compile_script(script.text or "")

@@ -4,14 +4,17 @@ cancel, retry a failed step, hand a task to someone else, correct data entered w
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.bpmn.util.diff import SpecDiff, WorkflowDiff, migrate_workflow
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import select
 
 from ..errors import ComplaintflowError, Conflict, NotFound
-from ..models import Instance, Task, User, UserRole, utcnow
+from ..models import Instance, ProcedureVersion, Task, User, UserRole, utcnow
 from ..sandbox import RESERVED_NAMES
 from .history import Draft
 from .steps import write_instance
@@ -22,6 +25,8 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from ..db import Store
+    from ..diagrams import CompiledDiagram
+    from .runtime import StateCodec
     from .steps import Step
 
 _SCALARS = (str, int, float, bool, type(None))
@@ -140,3 +145,124 @@ class AdminActs:
                 session, task.instance, task.instance.lock_version, drafts, {"updated_at": now}
             )
             task.assignee = to
+
+
+def _move(workflow: BpmnWorkflow, new: CompiledDiagram, registry: Any) -> None:
+    diff = WorkflowDiff(workflow, SpecDiff(registry, workflow.spec, new.spec))
+    migrate_workflow(diff, workflow, new.spec)
+
+
+# Changes to a step that do not matter to a complaint already past it: how it is wired to the
+# steps around it, and its description.
+_WIRING = {"inputs", "outputs", "documentation", "lookahead", "description"}
+_PAST = TaskState.COMPLETED | TaskState.STARTED | TaskState.ERROR
+
+
+@dataclass
+class Move:
+    """Whether one complaint can move to another version, and why not."""
+
+    instance_id: int
+    number: str | None
+    from_version: int
+    movable: bool
+    reasons: list[str] = field(default_factory=list)
+
+
+class MigrationActs:
+    """Mixed into Engine: moving running complaints to a newer version of their procedure."""
+
+    store: Store
+    codec: StateCodec
+
+    def _step(self, session: Session, instance: Instance, actor: str, now: datetime) -> Step:
+        raise NotImplementedError
+
+    def diagram(self, version: ProcedureVersion) -> CompiledDiagram:
+        raise NotImplementedError
+
+    def _obstacles(self, workflow: BpmnWorkflow, new: CompiledDiagram) -> list[str]:
+        if workflow.subprocesses:
+            return ["it is inside a sub-process, which cannot move yet"]
+        spec_diff = SpecDiff(self.codec.registry, workflow.spec, new.spec)
+        changed = {spec for spec, keys in spec_diff.changed.items() if set(keys) - _WIRING}
+        removed = set(spec_diff.removed)
+        reasons = []
+        for task in workflow.get_tasks():
+            spec = task.task_spec
+            if spec.bpmn_id is None:
+                continue
+            label = f"{spec.bpmn_id} ({spec.bpmn_name or ''})"
+            if spec in removed and task.state & (_PAST | TaskState.READY | TaskState.WAITING):
+                reasons.append(
+                    f"{label} is {TaskState.get_name(task.state).lower()} here and"
+                    " no longer in the new version"
+                )
+            elif spec in changed and task.state & _PAST:
+                reasons.append(
+                    f"{label} was already {TaskState.get_name(task.state).lower()}"
+                    " and is changed in the new version"
+                )
+        return sorted(set(reasons))
+
+    def migrate(
+        self,
+        key: str,
+        to: int,
+        actor: str,
+        reason: str,
+        instance_ids: list[int] | None = None,
+        dry_run: bool = True,
+    ) -> list[Move]:
+        """Move running complaints of `key` (those given, else all on older versions) to
+        version `to`. A dry run only says which can move and why others cannot; each real move
+        is its own transaction with an `instance.migrated` event."""
+        with self.store.read() as session:
+            target = self.version(session, key, to)  # type: ignore[attr-defined]
+            if target.status != "approved":
+                raise Conflict(
+                    f"version {to} is {target.status}; complaints move only to an approved version"
+                )
+            query = (
+                select(Instance.id)
+                .join(ProcedureVersion)
+                .where(
+                    ProcedureVersion.procedure_key == key,
+                    ProcedureVersion.version < to,
+                    Instance.status.in_(("running", "error")),
+                )
+            )
+            if instance_ids is not None:
+                query = query.where(Instance.id.in_(instance_ids))
+            ids = list(session.scalars(query.order_by(Instance.id)))
+        new = self.diagram(target)
+        moves = []
+        for instance_id in ids:
+            with self.store.write() as session:
+                instance = session.get(Instance, instance_id)
+                assert instance is not None
+                move = Move(
+                    instance_id,
+                    instance.record.number if instance.record else None,
+                    instance.version.version,
+                    True,
+                )
+                step = self._step(session, instance, actor, utcnow())
+                workflow = step.load()
+                move.reasons = self._obstacles(workflow, new)
+                move.movable = not move.reasons
+                moves.append(move)
+                if dry_run or not move.movable:
+                    continue
+                step.diagram, step.move_to = new, target.id
+                step.preface.append(
+                    Draft(
+                        step.now,
+                        actor,
+                        "instance.migrated",
+                        data={"from": move.from_version, "to": to, "reason": reason},
+                    )
+                )
+                step.run(workflow, partial(_move, new=new, registry=self.codec.registry))
+                step.refresh_ready_rows(workflow)
+        return moves

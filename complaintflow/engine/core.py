@@ -24,7 +24,7 @@ from ..errors import Conflict, NotFound, StaleInstance
 from ..handlers import HandlerRegistry
 from ..models import Instance, ProcedureVersion, Task, utcnow
 from ..sla import SlaTable
-from .admin import AdminActs
+from .admin import AdminActs, MigrationActs
 from .history import Draft
 from .runtime import StateCodec
 from .steps import Step, write_instance
@@ -47,7 +47,7 @@ def _retry_when_stale(attempt: Callable[[], int]) -> int:
     raise AssertionError("unreachable")
 
 
-class Engine(AdminActs, VersionActs):
+class Engine(AdminActs, MigrationActs, VersionActs):
     def __init__(self, store: Store, sla: SlaTable, handlers: HandlerRegistry) -> None:
         self.store = store
         self.sla = sla

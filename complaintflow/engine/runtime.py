@@ -69,14 +69,14 @@ class StateCodec:
     VERSION = SERIALIZER_VERSION
 
     def __init__(self) -> None:
-        self._registry = BpmnWorkflowSerializer.configure(DEFAULT_CONFIG)
-        self._converter = _SpeclessConverter(BpmnWorkflow, self._registry)
-        self._encoder = create_encoder(self._registry)
+        self.registry = BpmnWorkflowSerializer.configure(DEFAULT_CONFIG)
+        self._converter = _SpeclessConverter(BpmnWorkflow, self.registry)
+        self._encoder = create_encoder(self.registry)
 
     def dumps(self, workflow: BpmnWorkflow) -> str:
         # Encoder mode hands datetimes in task data to the JSON encoder instead of walking the
         # whole structure first: what serialize_json does, without the spec.
-        self._registry._encoder_mode = True
+        self.registry._encoder_mode = True
         try:
             return json.dumps(
                 self._converter.to_dict(workflow),
@@ -85,7 +85,7 @@ class StateCodec:
                 separators=(",", ":"),
             )
         finally:
-            self._registry._encoder_mode = False
+            self.registry._encoder_mode = False
 
     def loads(self, text: str, diagram: CompiledDiagram, call: ServiceCall) -> BpmnWorkflow:
         workflow = self._converter.from_dict(json.loads(text), diagram)

@@ -44,6 +44,7 @@ class Step:
     now: datetime
 
     cancelling: bool = False
+    move_to: int | None = None  # the version a migration moves the instance to
 
     def __post_init__(self) -> None:
         self.preface: list[Draft] = []  # events that come before what the engine did
@@ -155,6 +156,8 @@ class Step:
             "updated_at": self.now,
             "missed_deadlines": instance.missed_deadlines + fired,
         }
+        if self.move_to is not None:
+            values["version_id"] = self.move_to
         if status in ("completed", "cancelled") and instance.completed_at is None:
             values["completed_at"] = self.now
         write_instance(self.session, instance, self.expected_version, changes.events, values)
@@ -166,6 +169,21 @@ class Step:
         if self.trace.error or workflow.get_tasks(state=TaskState.ERROR):
             return "error"
         return "completed" if workflow.is_completed() else "running"
+
+    def refresh_ready_rows(self, workflow: BpmnWorkflow) -> None:
+        """After a migration the waiting tasks keep their ids but may have a new name, lane
+        or deadline: bring their inbox rows up to date."""
+        for task in workflow.get_tasks(state=TaskState.READY, manual=True):
+            self.session.execute(
+                update(TASKS)
+                .where(TASKS.c.id == str(task.id))
+                .values(
+                    bpmn_id=task.task_spec.bpmn_id,
+                    name=task.task_spec.bpmn_name or task.task_spec.bpmn_id,
+                    role=self.diagram.role_of(task.task_spec) or "",
+                    due_at=due_at(task),
+                )
+            )
 
     def _sync_tasks(self, ready: list[Any], finished: dict[str, str]) -> None:
         # Core statements: the inbox rows need no ORM identity, and this is the hot path.
