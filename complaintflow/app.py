@@ -31,6 +31,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from .admin import bp as admin_bp
     from .api import bp as api_bp
     from .auditor import bp as auditor_bp
+    from .owner import bp as owner_bp
     from .public import bp as public_bp
     from .staff import bp as staff_bp
     from .web import csrf, init_web
@@ -42,6 +43,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(staff_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(auditor_bp)
+    app.register_blueprint(owner_bp)
 
     @app.get("/healthz")
     def healthz() -> ResponseReturnValue:

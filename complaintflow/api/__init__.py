@@ -80,4 +80,4 @@ def json_body() -> dict[str, Any]:
     return body
 
 
-from . import views  # noqa: E402,F401  (routes register on bp)
+from . import audit, procedures, views  # noqa: E402,F401  (routes register on bp)

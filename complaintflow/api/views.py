@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from flask import Response, jsonify, request
+from flask import jsonify
 from flask.typing import ResponseReturnValue
 
-from .. import reports
 from ..app import services
-from ..auditor.trail import export, trail_of
 from ..engine import queries
 from ..errors import ComplaintflowError, Forbidden
-from ..web.searching import parse_search
 from . import bp, json_body, openapi_document, person
 
 
@@ -161,75 +155,6 @@ def complete_task(task_id: str) -> ResponseReturnValue:
         _workable_task(session, task_id)
     instance_id = services().engine.complete(task_id, _data(body), person().username)
     return jsonify(_instance_response(instance_id))
-
-
-@bp.get("/instances")
-def search_instances() -> ResponseReturnValue:
-    """Search for auditors (all procedures) and staff (their procedures)."""
-    terms = parse_search(request.args, ZoneInfo(services().settings.timezone))
-    who = person()
-    with services().store.read() as session:
-        if not who.is_auditor:
-            allowed = [
-                p["key"]
-                for p in queries.procedures(services().engine, session)
-                if who.may_use(queries.procedure_roles(session, p["key"]))
-            ]
-            if terms.procedure and terms.procedure not in allowed:
-                raise Forbidden(f"none of your roles works in procedure '{terms.procedure}'")
-            terms = replace(terms, procedures=tuple(allowed))
-        found, total = queries.search(session, terms)
-        return jsonify(
-            total=total,
-            page=terms.page,
-            per_page=terms.per_page,
-            instances=[
-                {
-                    **queries.instance_summary(i),
-                    "complainant": i.record.complainant if i.record else None,
-                    "missed_deadlines": i.missed_deadlines,
-                }
-                for i in found
-            ],
-        )
-
-
-def _auditor() -> None:
-    if not person().is_auditor:
-        raise Forbidden("only auditors and admins may read exports and reports")
-
-
-@bp.get("/instances/<int:instance_id>/export")
-def export_instance(instance_id: int) -> ResponseReturnValue:
-    _auditor()
-    return jsonify(export(trail_of(instance_id)))
-
-
-@bp.get("/reports/<key>")
-def report(key: str) -> ResponseReturnValue:
-    """A procedure's report for ?from=&to= (dates, inclusive; default the last 30 days);
-    ?format=csv for CSV."""
-    _auditor()
-    zone = ZoneInfo(services().settings.timezone)
-    today = datetime.now(zone).date()
-    try:
-        first = date.fromisoformat(request.args.get("from") or str(today - timedelta(days=29)))
-        last = date.fromisoformat(request.args.get("to") or str(today))
-    except ValueError:
-        raise ComplaintflowError("from and to must be dates such as 2026-11-27") from None
-    with services().store.read() as session:
-        services().engine.current_version(session, key)  # 404 for an unknown procedure
-        built = reports.build(
-            session,
-            services().settings.bpmn_dir,
-            key,
-            datetime.combine(first, time(), zone).astimezone(UTC),
-            datetime.combine(last + timedelta(days=1), time(), zone).astimezone(UTC),
-            datetime.now(UTC),
-        )
-    if request.args.get("format") == "csv":
-        return Response(reports.to_csv(built), mimetype="text/csv")
-    return jsonify(reports.as_json(built))
 
 
 @bp.post("/tasks/<task_id>/reassign")
