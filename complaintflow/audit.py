@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from .chain import entry_hash, event_hash
 from .db import Store
-from .models import AuditEntry, Event, Instance
+from .models import AuditEntry, AuditHead, Event, Instance
 
 _LOCK = 0x636F6D706C  # PostgreSQL advisory lock key: one audit-log writer at a time
 
@@ -27,8 +27,9 @@ def record(
     """Append to the audit log in the caller's transaction."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK})
-    last = session.scalars(select(AuditEntry).order_by(AuditEntry.seq.desc()).limit(1)).first()
-    seq, prev = (last.seq + 1, last.hash) if last else (1, "")
+    head = session.get(AuditHead, 1)
+    seq, prev = (head.seq + 1, head.hash) if head else (1, "")
+    digest = entry_hash(prev, seq, now, actor, action, subject, data)
     session.add(
         AuditEntry(
             seq=seq,
@@ -38,9 +39,13 @@ def record(
             subject=subject,
             data=data,
             prev_hash=prev,
-            hash=entry_hash(prev, seq, now, actor, action, subject, data),
+            hash=digest,
         )
     )
+    if head is None:
+        session.add(AuditHead(id=1, seq=seq, hash=digest))
+    else:
+        head.seq, head.hash = seq, digest
 
 
 @dataclass
@@ -136,4 +141,11 @@ def _verify_log(session: Session, verdict: Verdict, batch: int) -> str | None:
             return f"{where}: its content does not match its hash; the row was altered"
         verdict.entries += 1
         expected, prev = expected + 1, entry.hash
+    head = session.get(AuditHead, 1)
+    recorded = (head.seq, head.hash) if head else (0, "")
+    if recorded != (expected - 1, prev):
+        return (
+            f"audit log: it ends at entry {expected - 1} but recorded {recorded[0]};"
+            " its newest entries were removed or altered"
+        )
     return None

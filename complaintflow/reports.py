@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from . import compliance
+from . import compliance, paths
 from .engine import queries
 from .models import ComplaintRecord, Instance, ProcedureVersion
 
@@ -161,9 +161,12 @@ def heat(session: Session, version_id: int, start: datetime, end: datetime) -> d
             )
         )
     )
+    version = session.get(ProcedureVersion, version_id)
+    assert version is not None
     passed: Counter[str] = Counter()
     waits: dict[str, list[timedelta]] = defaultdict(list)
     for history in queries.events_of(session, ids).values():
+        passed.update(paths.path(version.bpmn_xml, history, set()).taken)  # the arrows
         seen, ready = set(), {}
         for event in history:
             element = event["bpmn_id"]

@@ -40,7 +40,9 @@ class Complaint:
         ready = self.ready()
         assert bpmn_id in ready, f"{bpmn_id} is not ready; ready: {sorted(ready)}"
         task = ready[bpmn_id]
-        form = self.diagram.form_of(self.diagram.spec.task_specs[bpmn_id])
+        with self.svc.store.read() as session:  # the version it runs on now (it may have moved)
+            diagram = self.svc.engine.diagram(queries.get_instance(session, self.id).version)
+        form = diagram.form_of(diagram.spec.task_specs[bpmn_id])
         self.svc.engine.complete(task.id, fill(form, **choices), task.role)
         return self
 

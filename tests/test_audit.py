@@ -144,6 +144,14 @@ def test_verify_finds_an_altered_audit_log_entry(chained: tuple[Services, Compla
     assert "audit log entry 1" in (verify(svc.store).problem or "")
 
 
+def test_verify_finds_the_newest_audit_log_entries_removed(
+    chained: tuple[Services, Complaint],
+) -> None:
+    svc, _ = chained
+    _without_guards(svc, "DELETE FROM audit_log WHERE seq = (SELECT max(seq) FROM audit_log)")
+    assert "its newest entries were removed" in (verify(svc.store).problem or "")
+
+
 def test_audit_verify_exits_0_when_intact_and_1_naming_the_break(
     chained: tuple[Services, Complaint],
 ) -> None:

@@ -12,7 +12,7 @@ from .. import compliance
 from ..app import services
 from ..engine import queries
 from ..errors import NotFound
-from .trace import changes, path
+from ..paths import changes, path
 
 
 def _instance(instance_id: int) -> Any:

@@ -70,10 +70,11 @@ def due_at(task: SpiffTask) -> datetime | None:
     """The earliest deadline of the timers on the task's boundary, if it has any."""
     if task.parent is None or not isinstance(task.parent.task_spec, BoundaryEventSplit):
         return None
+    # A timer that already fired (a zero deadline) still says when the task was due.
     due = [
         datetime.fromisoformat(value)
         for sibling in task.parent.children
-        if sibling.state == TaskState.WAITING
+        if sibling.state in (TaskState.WAITING, TaskState.COMPLETED)
         and isinstance(value := sibling.internal_data.get("event_value"), str)
     ]
     return min(due) if due else None
@@ -116,8 +117,10 @@ def diff(
     ready: list[SpiffTask] = []
     finished: dict[str, str] = {}
 
-    def add(task: SpiffTask, action: str, data: dict[str, Any], actor: str = trace.actor) -> None:
+    def add(task: SpiffTask, action: str, data: dict[str, Any]) -> None:
         spec = task.task_spec
+        # A deadline passes by itself, whoever's step happened to notice it.
+        actor = "system" if action == "timer.fired" else trace.actor
         draft = Draft(_stamp(task), actor, action, spec.bpmn_id, spec.bpmn_name, data)
         timeline.append((task.last_state_change, len(timeline), draft))
 

@@ -281,7 +281,7 @@ def search(session: Session, terms: Search) -> tuple[list[Instance], int]:
     if terms.number:
         records = records.where(ComplaintRecord.number == terms.number.strip().upper())
     if terms.complainant:
-        records = records.where(ComplaintRecord.complainant.contains(terms.complainant.strip()))
+        records = records.where(ComplaintRecord.complainant.icontains(terms.complainant.strip()))
     if terms.number or terms.complainant:
         conditions.append(Instance.id.in_(records))
     if terms.role:

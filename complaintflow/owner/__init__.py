@@ -7,4 +7,4 @@ from flask import Blueprint
 
 bp = Blueprint("owner", __name__, url_prefix="/procedures", template_folder="templates")
 
-from . import views  # noqa: E402,F401  (routes register on bp)
+from . import modeler, views  # noqa: E402,F401  (routes register on bp)

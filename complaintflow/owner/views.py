@@ -24,12 +24,6 @@ from . import bp
 MAX_UPLOAD = 5 * 1024 * 1024
 
 
-@bp.app_template_global()
-def modeler_ready() -> bool:
-    """Whether the in-browser modeler's files are installed (they come from npm)."""
-    return False
-
-
 @bp.before_request
 @login_required
 def _owners_only() -> None:

@@ -112,12 +112,13 @@ def status_name(status: str) -> str:
 
 
 def code_name(diagram: Any, value: str | None) -> str:
-    """A stored choice (a category, a channel) as the intake form names it."""
+    """A stored choice (a category, a channel, a satisfaction) as the forms name it."""
     if not value:
         return "—"
-    for spec in diagram.intake_form.get("properties", {}).values():
-        if value in spec.get("enum", []):
-            return choice_label(spec, value)
+    for form in (diagram.intake_form, *diagram.forms.values()):
+        for spec in form.get("properties", {}).values():
+            if value in spec.get("enum", []):
+                return choice_label(spec, value)
     return value
 
 

@@ -133,3 +133,79 @@ def _around(page: Page, first: str, last: str) -> dict[str, float]:
         "width": top["width"] + 32,
         "height": bottom["y"] + bottom["height"] - top["y"] + 32,
     }
+
+
+# ---------------------------------------------------------------- docs/auditor-guide.md
+
+
+@pytest.mark.docs_screenshots
+def test_docs_auditor_screenshots(serve: Callable[..., Site]) -> None:
+    """Search, trace, report and heatmap as the auditor sees them, over a few facility
+    complaints: one closed, one waiting for its measures, one whose contact deadline passed."""
+    site = serve(
+        COMPLAINTFLOW_SLA_OVERRIDES=json.dumps({"facility": {"technician_contact": "PT8S"}})
+    )
+    tech = site.staff("technician", viewport=DESKTOP)
+    closed = file_complaint(site.visitor(), "facility", resident(1, "water", "No hot water."))
+    waiting = file_complaint(site.visitor(), "facility", resident(2, "lift", "Lift B is noisy."))
+    for filed in (closed, waiting):
+        do_task(tech, CONTACT, filed.number, {"site_findings": "Seen.", "assessment": "solvable"})
+    steps: list[tuple[str, dict[str, str | bool]]] = [
+        (MEASURES, {"measures_taken": "Valve replaced."}),
+        (
+            "做好回訪工作，跟蹤驗證處理結果",
+            {"complainant_feedback": "satisfied", "verification": "verified"},
+        ),
+        (
+            "在《用戶投訴記錄》上記錄處理結果",
+            {"result_summary": "Hot water back the same day.", "satisfaction": "satisfied"},
+        ),
+    ]
+    for task, values in steps:
+        do_task(tech, task, closed.number, values)
+    do_task(
+        site.staff("office_director", viewport=DESKTOP),
+        "檢查投訴處理效果",
+        closed.number,
+        {"check_outcome": "effective", "check_notes": "Ran the tap for five minutes."},
+    )
+
+    # The third waits past its contact deadline, which escalates to the supervisor.
+    late = file_complaint(
+        site.visitor(),
+        "facility",
+        resident(0, "lighting", "The 8/F corridor light has been off for a week."),
+    )
+    wait_for_inbox(tech, "table.inbox tr.overdue", 1, seconds=30)
+    do_task(
+        tech,
+        CONTACT,
+        late.number,
+        {"site_findings": "The fitting is burnt out.", "assessment": "solvable"},
+    )
+    do_task(tech, MEASURES, late.number, {"measures_taken": "New LED fitting installed."})
+
+    auditor = site.staff("auditor", viewport=DESKTOP)
+    auditor.goto("/audit/complaints?procedure=facility")
+    expect(auditor.locator("table.inbox tbody tr")).to_have_count(3)
+    shot(auditor, "auditor-search")
+
+    auditor.get_by_role("link", name=late.number, exact=True).click()
+    step = auditor.locator("ol.timeline li.step").filter(has_text=CONTACT)
+    step.locator("summary").click()
+    expect(step.locator("pre.data")).to_be_visible()
+    auditor.set_viewport_size({"width": 1280, "height": 1150})
+    auditor.evaluate("window.scrollTo(0, 0)")
+    shot(auditor, "auditor-trace")
+
+    auditor.set_viewport_size({"width": 1280, "height": 860})
+    auditor.goto("/audit/reports?procedure=facility")
+    expect(auditor.locator("ul.bars .bar").first).to_be_visible()
+    shot(auditor, "auditor-report", full_page=True)
+
+    auditor.goto("/audit/heatmap?procedure=facility")
+    expect(auditor.locator("svg g.badge").first).to_be_visible()
+    shot(auditor, "auditor-heatmap")
+
+    for name in ("auditor-search", "auditor-trace", "auditor-report", "auditor-heatmap"):
+        assert (IMAGES / f"{name}.png").stat().st_size < 400_000, name

@@ -5,11 +5,12 @@ the data became."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from lxml import etree
 
-from ..diagrams import NS, parse_xml
+from .diagrams import NS, parse_xml
 
 _DONE = {
     "task.completed",
@@ -36,6 +37,7 @@ class Path:
         }
 
 
+@lru_cache(maxsize=64)
 def flows(xml: str) -> list[tuple[str, str, str]]:
     """(flow id, source, target) of every sequence flow."""
     tree = parse_xml(xml.encode(), "stored version")
@@ -49,6 +51,7 @@ def flows(xml: str) -> list[tuple[str, str, str]]:
 def path(xml: str, events: list[dict[str, Any]], ready: set[str]) -> Path:
     result = Path(current=set(ready))
     reached: list[str] = []
+    chosen: dict[str, set[str]] = {}  # a decision's gateway -> where it sent the complaint
     for event in events:
         element = event["bpmn_id"]
         if not element:
@@ -58,11 +61,16 @@ def path(xml: str, events: list[dict[str, Any]], ready: set[str]) -> Path:
             result.done.add(element)
         if event["action"] in _ESCALATION:
             result.escalated.add(element)
-    # A flow was taken when its source was done and its target was reached after that.
-    order = {element: i for i, element in reversed(list(enumerate(reached)))}
+        if event["action"] == "gateway.passed":
+            chosen.setdefault(element, set()).update(event["data"].get("to", []))
+    # A flow was taken when its source was done and its target reached after that; out of a
+    # gateway, only towards where the gateway sent the complaint.
+    first = {element: i for i, element in reversed(list(enumerate(reached)))}
     last = {element: i for i, element in enumerate(reached)}
     for flow_id, source, target in flows(xml):
-        if source in result.done and target in last and last[target] > order.get(source, -1):
+        if source in chosen and target not in chosen[source]:
+            continue
+        if source in result.done and target in last and last[target] > first.get(source, -1):
             result.taken.add(flow_id)
     return result
 
