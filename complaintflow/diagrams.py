@@ -109,11 +109,25 @@ def parse_xml(content: bytes, source: str) -> etree._ElementTree:
         tree = etree.ElementTree(etree.fromstring(content, _XML_PARSER))
     except etree.XMLSyntaxError as exc:
         raise InvalidDiagram(source, [f"not well-formed XML: {exc.msg}"]) from None
+    if tree.docinfo.doctype:  # a UTF-16 file slips past the byte check above
+        raise InvalidDiagram(
+            source, ["DOCTYPE and ENTITY declarations are not allowed in a diagram"]
+        )
     if tree.getroot().tag != f"{{{NS['bpmn']}}}definitions":
         raise InvalidDiagram(
             source, ["not a BPMN 2.0 file: the root element must be bpmn:definitions"]
         )
     return tree
+
+
+def as_utf8(content: bytes, tree: etree._ElementTree) -> bytes:
+    """The diagram as UTF-8 bytes: stored XML is decoded and parsed again as UTF-8, so a
+    UTF-16 or Latin-1 upload is written out again, declaration included."""
+    if (tree.docinfo.encoding or "UTF-8").upper() == "UTF-8" and not content.startswith(
+        b"\xef\xbb\xbf"
+    ):
+        return content
+    return etree.tostring(tree, xml_declaration=True, encoding="UTF-8")
 
 
 def executable_process(tree: etree._ElementTree, source: str) -> etree._Element:
@@ -132,7 +146,7 @@ def executable_process(tree: etree._ElementTree, source: str) -> etree._Element:
             source,
             [
                 'a diagram holds exactly one executable process (isExecutable="true");'
-                f" found {len(processes)}"
+                f" found {len(processes)}: {', '.join(str(p.get('id')) for p in processes)}"
             ],
         )
     return processes[0]

@@ -31,6 +31,9 @@ _FOREIGN = {
 _HINTS = {
     "formKey": "name a JSON Schema form with the property formJsonSchemaFilename",
     "formRef": "name a JSON Schema form with the property formJsonSchemaFilename",
+    "formDefinition": "name a JSON Schema form with the property formJsonSchemaFilename",
+    "formId": "name a JSON Schema form with the property formJsonSchemaFilename",
+    "assignmentDefinition": "put the task in the lane of the role that does it",
     "assignee": "put the task in the lane of the role that does it",
     "candidateGroups": "put the task in the lane of the role that does it",
     "candidateUsers": "put the task in the lane of the role that does it",
@@ -102,6 +105,7 @@ def check_support(process: etree._Element) -> Iterator[str]:
             namespace in _FOREIGN
             and parent is not None
             and parent.tag == f"{{{BPMN}}}extensionElements"
+            and name not in _HARMLESS
         ):
             yield _foreign(parent.getparent(), namespace, name)
         for attribute in element.attrib:
@@ -129,6 +133,7 @@ def check_reachable(process: etree._Element) -> Iterator[str]:
             e.get("id"): e
             for e in container
             if isinstance(e.tag, str)
+            and e.get("id")  # not the container's own incoming/outgoing references
             and _local(e.tag)[1]
             not in (
                 "sequenceFlow",
@@ -142,6 +147,8 @@ def check_reachable(process: etree._Element) -> Iterator[str]:
                 "dataStoreReference",
                 "ioSpecification",
                 "property",
+                "multiInstanceLoopCharacteristics",
+                "standardLoopCharacteristics",
             )
             and e.get("triggeredByEvent") != "true"
         }

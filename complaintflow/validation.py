@@ -23,6 +23,7 @@ from SpiffWorkflow.spiff.parser import VALIDATOR
 from .diagrams import (
     NS,
     CompiledDiagram,
+    as_utf8,
     compile_diagram,
     executable_process,
     form_paths,
@@ -69,6 +70,7 @@ def check_bundle(
     """Check diagram XML with the forms `forms_for` finds for it (beside a file, uploaded with
     it, or kept from the version it was edited from)."""
     tree = parse_xml(content, source)
+    content = as_utf8(content, tree)
     try:
         VALIDATOR.validate(tree, source)
     except ValidationException as exc:
@@ -88,6 +90,22 @@ def _where(element: etree._Element) -> str:
     name = element.get("name")
     label = f"{element.get('id')} ({name})" if name else str(element.get("id"))
     return f"{label}, line {element.sourceline}"
+
+
+def _foreign_expression_hint(text: str) -> str:
+    """Camunda 7 writes ${...} (JUEL), Camunda 8 =... (FEEL); often the inside is Python too."""
+    text = text.strip()
+    if text.startswith(("${", "#{")) and text.endswith("}"):
+        inner = text[2:-1].strip()
+    elif text.startswith("="):
+        inner = text[1:].strip()
+    else:
+        return ""
+    try:
+        compile_expression(inner)
+    except SandboxError:
+        return " (a Camunda expression? write Python over the form fields)"
+    return f" (a Camunda expression? write it as Python over the form fields: {inner})"
 
 
 def check_process(
@@ -229,9 +247,7 @@ def _check_expressions(process: etree._Element) -> Iterator[str]:
         try:
             compile_expression(condition.text or "")
         except SandboxError as exc:
-            hint = ""
-            if (condition.text or "").strip().startswith(("${", "#{", "=")):
-                hint = " (a Camunda expression? write Python over the form fields: amount > 100)"
+            hint = _foreign_expression_hint(condition.text or "")
             yield f"{_where(flow)}: the condition {condition.text!r} does not compile{hint}: {exc}"
     for script in process.iterfind(".//bpmn:script", NS):
         try:
