@@ -8,7 +8,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 export COMPLAINTFLOW_HOME ?= $(CURDIR)/var
 
-.PHONY: run install install-test test-env lint test bench clean
+.PHONY: run install install-test test-env modeler-if-npm lint test bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,14 +22,24 @@ $(VENV)/.installed-test: $(VENV)/.installed
 
 install: $(VENV)/.installed
 
+# The in-browser diagram editor (bpmn-js, pinned in package-lock.json). `make run` carries on
+# without it when there is no npm (the edit pages then point to the upload page); the tests need it.
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+modeler-if-npm:
+	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory node_modules/.installed; \
+	else echo "npm not found: serving without the in-browser diagram editor (the rest works)"; fi
+
 install-test: $(VENV)/.installed-test
 
-run: install
+run: install modeler-if-npm
 	$(BIN)/complaintflow init --demo-users
 	$(BIN)/complaintflow serve --host $(HOST) --port $(PORT)
 
-# PostgreSQL, Chromium and a Chinese font for the tests and the benchmark: installed from Debian
-# when missing, PostgreSQL started when stopped; fails loudly when that cannot be done.
+# PostgreSQL, Chromium, a Chinese font and npm for the tests and the benchmark: installed from
+# Debian when missing, PostgreSQL started when stopped; fails loudly when that cannot be done.
 test-env:
 	scripts/ensure-test-env
 
@@ -38,11 +48,11 @@ lint: install-test
 	$(BIN)/ruff format --check complaintflow workers webhooks tests bench
 	$(BIN)/mypy
 
-test: install-test test-env lint
+test: install-test test-env node_modules/.installed lint
 	$(BIN)/pytest
 
 bench: install-test test-env
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) var tests/artifacts
+	rm -rf $(VENV) var tests/artifacts node_modules
