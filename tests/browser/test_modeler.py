@@ -22,11 +22,13 @@ from complaintflow.validation import check_bundle
 from .pages import PHONE, Site, screenshot
 
 
-
 @pytest.fixture(autouse=True)
 def _bpmn_js_installed() -> None:
     if not modeler_ready():
-        pytest.fail("bpmn-js is not installed: run `make test` (or `npm ci` at the repository root)")
+        pytest.fail(
+            "bpmn-js is not installed: run `make test` (or `npm ci` at the repository root)"
+        )
+
 
 NS = {
     "bpmn": "http://www.omg.org/spec/BPMN/20100524/MODEL",
