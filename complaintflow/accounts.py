@@ -7,6 +7,7 @@ at once.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -14,11 +15,13 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from . import audit
 from .db import Store
-from .errors import ComplaintflowError, Unauthorized
+from .errors import N_, ComplaintflowError, InvalidData, NotFound, Problem, Unauthorized
 from .models import Role, User, UserRole, utcnow
+from .naming import LANGUAGES
 
 ADMIN_ROLE = "admin"
 AUDITOR_ROLE = "auditor"
@@ -78,6 +81,33 @@ class Person:
         return self.is_auditor or self.may_use(procedure_roles)
 
 
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_PHONE = re.compile(r"^\+?[\d\s()-]{6,30}$")
+
+
+@dataclass(frozen=True)
+class Contact:
+    """How notifications reach a member of staff, and in which language."""
+
+    email: str | None = None
+    phone: str | None = None
+    locale: str = "en"
+
+    def checked(self) -> Contact:
+        problems: dict[str, list[Problem]] = {}
+        email = (self.email or "").strip() or None
+        phone = (self.phone or "").strip() or None
+        if email and not _EMAIL.match(email):
+            problems["email"] = [(N_("Give an email address such as name@example.com."), {})]
+        if phone and not _PHONE.match(phone):
+            problems["phone"] = [(N_("Give a phone number: digits, spaces, + ( ) -."), {})]
+        if self.locale not in LANGUAGES:
+            problems["locale"] = [(N_("Choose among: %(types)s."), {"types": ", ".join(LANGUAGES)})]
+        if problems:
+            raise InvalidData(problems)
+        return Contact(email, phone, self.locale)
+
+
 def _person(user: User) -> Person:
     return Person(user.id, user.username, user.display_name or user.username, user.role_keys)
 
@@ -101,7 +131,9 @@ class Accounts:
         roles: list[str],
         display_name: str = "",
         actor: str = "cli",
+        contact: Contact | None = None,
     ) -> Person:
+        contact = (contact or Contact()).checked()
         username = username.strip()
         if not username or len(username) > 100 or any(c.isspace() for c in username):
             raise ComplaintflowError("a username is 1–100 characters without spaces")
@@ -125,6 +157,9 @@ class Accounts:
                 password_hash=_hasher.hash(password),
                 display_name=display_name or username,
                 roles=[UserRole(role_key=r) for r in sorted(set(roles))],
+                email=contact.email,
+                phone=contact.phone,
+                locale=contact.locale,
             )
             session.add(user)
             session.flush()
@@ -132,6 +167,37 @@ class Accounts:
                 session, actor, "user.created", username, {"roles": sorted(set(roles))}, utcnow()
             )
             return _person(user)
+
+    def contact_of(self, username: str) -> Contact:
+        with self.store.read() as session:
+            user = self._user(session, username)
+            return Contact(user.email, user.phone, user.locale)
+
+    def set_contact(self, username: str, contact: Contact, actor: str) -> None:
+        """Where and in which language a person's notifications reach them."""
+        contact = contact.checked()
+        with self.store.write() as session:
+            user = self._user(session, username)
+            user.email, user.phone, user.locale = contact.email, contact.phone, contact.locale
+            audit.record(
+                session,
+                actor,
+                "user.contact_changed",
+                username,
+                {
+                    "email": bool(contact.email),
+                    "phone": bool(contact.phone),
+                    "locale": contact.locale,
+                },
+                utcnow(),
+            )
+
+    @staticmethod
+    def _user(session: Session, username: str) -> User:
+        user = session.scalars(select(User).where(User.username == username)).first()
+        if user is None:
+            raise NotFound(f"there is no user called {username}")
+        return user
 
     def authenticate(self, username: str, password: str) -> Person:
         """The person, if the password is right and the account not locked. Failures count;

@@ -28,6 +28,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     # SpiffWorkflow logs every state change at INFO and task data (personal data) at DEBUG.
     logging.getLogger("spiff").setLevel(logging.WARNING)
 
+    from webhooks.intake import bp as webhooks_bp
+
     from .admin import bp as admin_bp
     from .api import bp as api_bp
     from .auditor import bp as auditor_bp
@@ -44,6 +46,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(admin_bp)
     app.register_blueprint(auditor_bp)
     app.register_blueprint(owner_bp)
+    app.register_blueprint(webhooks_bp)
+    csrf.exempt(webhooks_bp)  # signed by the calling system, not sent from a browser
 
     @app.get("/healthz")
     def healthz() -> ResponseReturnValue:

@@ -1,30 +1,48 @@
-"""The background worker of the embedded mode: a thread in `serve` that fires due timers."""
+"""The background work of the embedded mode: threads in `serve` that fire due timers, warn of
+deadlines and deliver the outbox. Each round that found work is followed at once by another, so
+a backlog (after downtime) drains without waiting out the interval each time."""
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
-from .engine import Engine
+from .dispatch import deliver_due
+from .services import Services
+from .sla import duration
 
 log = logging.getLogger(__name__)
 
 
-class TimerLoop(threading.Thread):
-    def __init__(self, engine: Engine, interval: float) -> None:
-        super().__init__(name="complaintflow-timers", daemon=True)
-        self._engine = engine
+class Loop(threading.Thread):
+    def __init__(self, name: str, work: Callable[[], int], interval: float) -> None:
+        super().__init__(name=f"complaintflow-{name}", daemon=True)
+        self._work = work
         self._interval = interval
         self._stopping = threading.Event()
 
     def run(self) -> None:
         while not self._stopping.is_set():
             try:
-                self._engine.fire_due_timers()
-            except Exception:  # keep firing later timers whatever one instance did
-                log.exception("firing due timers failed; trying again shortly")
-            self._stopping.wait(self._interval)
+                busy = self._work() > 0
+            except Exception:  # keep going whatever one round met; the next one tries again
+                log.exception("%s failed; trying again shortly", self.name)
+                busy = False
+            if not busy:
+                self._stopping.wait(self._interval)
 
     def stop(self) -> None:
         self._stopping.set()
-        self.join(timeout=5)
+        self.join(timeout=15)
+
+
+def loops(services: Services) -> list[Loop]:
+    engine, settings = services.engine, services.settings
+    lead = duration(settings.deadline_warning)
+    interval = settings.timer_poll_seconds
+    return [
+        Loop("timers", engine.fire_due_timers, interval),
+        Loop("deadline-warnings", lambda: engine.warn_deadlines(lead), interval * 10),
+        Loop("outbox", lambda: deliver_due(services.store), interval),
+    ]

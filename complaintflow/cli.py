@@ -7,9 +7,10 @@ user can cause print one line per problem and exit with status 1, never a traceb
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import click
@@ -18,11 +19,17 @@ from flask.cli import FlaskGroup, with_appcontext
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
+from . import outbox
+from .accounts import Contact
 from .app import create_app, services
 from .audit import verify
 from .bootstrap import OPERATOR, initialise
-from .errors import ComplaintflowError, InvalidDiagram
+from .dispatch import deliver_due
+from .errors import ComplaintflowError, InvalidData, InvalidDiagram
 from .models import Role
+from .naming import LANGUAGES
+
+Command = TypeVar("Command", bound=Callable[..., None])
 
 
 class _Group(FlaskGroup):
@@ -32,6 +39,10 @@ class _Group(FlaskGroup):
         except InvalidDiagram as exc:
             for finding in exc.findings:
                 click.echo(f"error: {exc.message.split(':', 1)[0]}: {finding}", err=True)
+            sys.exit(1)
+        except InvalidData as exc:
+            problems = "; ".join(f"{name}: {' '.join(m)}" for name, m in exc.fields.items())
+            click.echo(f"error: {problems}", err=True)
             sys.exit(1)
         except ComplaintflowError as exc:
             click.echo(f"error: {exc.message}", err=True)
@@ -111,6 +122,23 @@ def handlers() -> None:
             click.echo(f"    {param.name} ({param.type}, {need}): {param.description}")
 
 
+def contact_options(locale_default: str | None) -> Callable[[Command], Command]:
+    """--email, --phone and --locale; for a change, an option left out keeps what was set."""
+
+    def decorate(command: Command) -> Command:
+        command = click.option(
+            "--locale",
+            type=click.Choice(LANGUAGES),
+            default=locale_default,
+            show_default=locale_default is not None,
+            help="The language of the notifications.",
+        )(command)
+        command = click.option("--phone", help="Where urgent notifications go by SMS.")(command)
+        return click.option("--email", help="Where notifications are emailed.")(command)
+
+    return decorate
+
+
 @main.group()
 def users() -> None:
     """Manage users."""
@@ -121,11 +149,44 @@ def users() -> None:
 @click.option("--password", required=True)
 @click.option("--role", "roles_", multiple=True, required=True, help="A role key; repeatable.")
 @click.option("--display-name", default="")
+@contact_options(locale_default="en")
 @with_appcontext
-def users_create(username: str, password: str, roles_: tuple[str, ...], display_name: str) -> None:
+def users_create(
+    username: str,
+    password: str,
+    roles_: tuple[str, ...],
+    display_name: str,
+    email: str | None,
+    phone: str | None,
+    locale: str,
+) -> None:
     """Create a user with one or more roles."""
-    person = services().accounts.create_user(username, password, list(roles_), display_name)
+    contact = Contact(email, phone, locale)
+    person = services().accounts.create_user(
+        username, password, list(roles_), display_name, contact=contact
+    )
     click.echo(f"created {person.username} with roles {', '.join(sorted(person.roles))}")
+
+
+@users.command("contact")
+@click.argument("username")
+@contact_options(locale_default=None)
+@with_appcontext
+def users_contact(username: str, email: str | None, phone: str | None, locale: str | None) -> None:
+    """Set where a user's notifications go (email, SMS) and in which language; an empty
+    value ('') removes an address."""
+    accounts = services().accounts
+    now = accounts.contact_of(username)
+    contact = Contact(
+        now.email if email is None else email,
+        now.phone if phone is None else phone,
+        locale or now.locale,
+    )
+    accounts.set_contact(username, contact, "cli")
+    click.echo(
+        f"{username}: email {contact.email or '-'}, phone {contact.phone or '-'},"
+        f" language {contact.locale}"
+    )
 
 
 @main.command()
@@ -134,15 +195,17 @@ def users_create(username: str, password: str, roles_: tuple[str, ...], display_
 @click.option("--threads", default=8, show_default=True, type=int)
 @with_appcontext
 def serve(host: str, port: int, threads: int) -> None:
-    """Serve the web app and API, and fire due timers, in this one process."""
+    """Serve the web app and API, fire due timers and deliver notifications, in this one
+    process."""
     from flask import current_app
     from waitress import serve as waitress_serve
 
-    from .background import TimerLoop
+    from .background import loops
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    loop = TimerLoop(services().engine, services().settings.timer_poll_seconds)
-    loop.start()
+    running = loops(services())
+    for loop in running:
+        loop.start()
     click.echo(
         f"complaintflow serving on http://{host}:{port} (database: "
         f"{services().store.engine.url.render_as_string(hide_password=True)})"
@@ -150,7 +213,8 @@ def serve(host: str, port: int, threads: int) -> None:
     try:
         waitress_serve(app, host=host, port=port, threads=threads, ident="complaintflow")
     finally:
-        loop.stop()
+        for loop in running:
+            loop.stop()
 
 
 @main.group()
@@ -163,6 +227,54 @@ def timers() -> None:
 def timers_run() -> None:
     """Fire the timers that are due now, once."""
     click.echo(f"{services().engine.fire_due_timers()} instance(s) moved")
+
+
+@main.group("outbox")
+def outbox_group() -> None:
+    """Emails, SMS and webhook calls waiting to go, gone, or given up on."""
+
+
+@outbox_group.command("list")
+@click.option(
+    "--status", type=click.Choice(["pending", "sent", "dead", "discarded"]), help="Only these."
+)
+@click.option("--limit", default=50, show_default=True)
+@with_appcontext
+def outbox_list(status: str | None, limit: int) -> None:
+    """The newest messages: id, status, attempts, channel, event, recipient, last error."""
+    with services().store.read() as session:
+        for m in outbox.listing(session, status, limit=limit):
+            error = f"\t{m.last_error}" if m.last_error else ""
+            click.echo(
+                f"{m.id}\t{m.status}\t{m.attempts}\t{m.channel}\t{m.event}\t{m.recipient}{error}"
+            )
+
+
+@outbox_group.command("retry")
+@click.argument("message_id", type=int)
+@click.option("--reason", required=True)
+@with_appcontext
+def outbox_retry(message_id: int, reason: str) -> None:
+    """Try a dead or discarded message again, from its first attempt."""
+    outbox.retry(services().store, message_id, OPERATOR, reason)
+    click.echo(f"message {message_id} is pending again")
+
+
+@outbox_group.command("discard")
+@click.argument("message_id", type=int)
+@click.option("--reason", required=True)
+@with_appcontext
+def outbox_discard(message_id: int, reason: str) -> None:
+    """Give up on a message."""
+    outbox.discard(services().store, message_id, OPERATOR, reason)
+    click.echo(f"message {message_id} is discarded")
+
+
+@outbox_group.command("deliver")
+@with_appcontext
+def outbox_deliver() -> None:
+    """Deliver what is due now, once (`serve` does this all the time)."""
+    click.echo(f"{deliver_due(services().store)} message(s) tried")
 
 
 @main.group()

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
-
+from .sla import duration
 from .validation import timer_name
 
 OBSERVED, MISSED, PENDING, NOT_APPLICABLE = "observed", "missed", "pending", "not_applicable"
@@ -73,13 +72,6 @@ def clauses_for(bpmn_dir: Path, procedure: str) -> dict[str, tuple[Check, ...]]:
     if not path.exists():
         return {}
     return _load(path, path.stat().st_mtime).get(procedure, {})
-
-
-def duration(iso: str) -> timedelta:
-    span: timedelta = TimerEventDefinition.get_timedelta_from_start(
-        TimerEventDefinition.parse_iso_duration(iso)
-    )
-    return span
 
 
 class _History:

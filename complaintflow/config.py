@@ -36,6 +36,24 @@ class Settings:
     intake_limit: str = "10 per hour;50 per day"
     # A public form sent back sooner than this is taken for a robot.
     intake_min_seconds: float = 3.0
+    # Email: the SMTP server notifications are sent through; none configured sends no email.
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_starttls: bool = True
+    smtp_user: str = ""
+    smtp_password: str = ""
+    mail_from: str = "complaintflow@localhost"
+    # SMS: a gateway's HTTP endpoint taking {"to", "text"} as JSON, with its bearer token.
+    sms_url: str = ""
+    sms_token: str = ""
+    # Outbox: attempts before a message is dead (seen by an admin), and the webhooks' limits.
+    outbox_max_attempts: int = 8
+    # A dispatcher that took a message and went silent this long is taken for dead: it goes again.
+    outbox_lease_seconds: float = 60.0
+    webhook_secrets: dict[str, list[str]] = field(default_factory=dict)
+    webhook_max_bytes: int = 1024 * 1024
+    # A warning goes out this long before a deadline passes (ISO 8601 duration).
+    deadline_warning: str = "PT15M"
     # How often `serve` looks for due timers; half the promised 2 s lateness.
     timer_poll_seconds: float = 0.5
 
@@ -61,6 +79,20 @@ class Settings:
             public_url=env.get("COMPLAINTFLOW_PUBLIC_URL", "").rstrip("/"),
             intake_limit=env.get("COMPLAINTFLOW_INTAKE_LIMIT", "10 per hour;50 per day"),
             intake_min_seconds=float(env.get("COMPLAINTFLOW_INTAKE_MIN_SECONDS", 3)),
+            smtp_host=env.get("COMPLAINTFLOW_SMTP_HOST", ""),
+            smtp_port=int(env.get("COMPLAINTFLOW_SMTP_PORT", 587)),
+            smtp_starttls=env.get("COMPLAINTFLOW_SMTP_STARTTLS", "yes").lower()
+            in ("1", "yes", "true"),
+            smtp_user=env.get("COMPLAINTFLOW_SMTP_USER", ""),
+            smtp_password=env.get("COMPLAINTFLOW_SMTP_PASSWORD", ""),
+            mail_from=env.get("COMPLAINTFLOW_MAIL_FROM", "complaintflow@localhost"),
+            sms_url=env.get("COMPLAINTFLOW_SMS_URL", ""),
+            sms_token=env.get("COMPLAINTFLOW_SMS_TOKEN", ""),
+            outbox_max_attempts=int(env.get("COMPLAINTFLOW_OUTBOX_MAX_ATTEMPTS", 8)),
+            outbox_lease_seconds=float(env.get("COMPLAINTFLOW_OUTBOX_LEASE_SECONDS", 60)),
+            webhook_secrets=_parse_secrets(env.get("COMPLAINTFLOW_WEBHOOK_SECRETS", "")),
+            webhook_max_bytes=int(env.get("COMPLAINTFLOW_WEBHOOK_MAX_BYTES", 1024 * 1024)),
+            deadline_warning=env.get("COMPLAINTFLOW_DEADLINE_WARNING", "PT15M"),
         )
 
     @property
@@ -103,3 +135,24 @@ def _parse_sla_overrides(raw: str) -> dict[str, dict[str, str]]:
             'COMPLAINTFLOW_SLA_OVERRIDES must look like {"<procedure>": {"<timer>": "PT30M"}}'
         )
     return value
+
+
+def _parse_secrets(raw: str) -> dict[str, list[str]]:
+    """{"<source>": "<secret>"} (or a list of two during a rotation)."""
+    if not raw.strip():
+        return {}
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"COMPLAINTFLOW_WEBHOOK_SECRETS is not valid JSON: {exc.msg}") from None
+    if not isinstance(value, dict):
+        raise ConfigError('COMPLAINTFLOW_WEBHOOK_SECRETS must look like {"<source>": "<secret>"}')
+    secrets_by_source = {}
+    for source, secret in value.items():
+        listed = [secret] if isinstance(secret, str) else secret
+        if not isinstance(listed, list) or not all(isinstance(s, str) and s for s in listed):
+            raise ConfigError(
+                f"COMPLAINTFLOW_WEBHOOK_SECRETS: the secret of {source!r} must be text"
+            )
+        secrets_by_source[str(source)] = listed
+    return secrets_by_source

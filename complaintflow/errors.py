@@ -35,6 +35,10 @@ class Forbidden(ComplaintflowError):
     code = "forbidden"
 
 
+class TooLarge(ComplaintflowError):
+    code = "too_large"
+
+
 class Conflict(ComplaintflowError):
     """The thing changed meanwhile (a task completed by someone else, a stale version)."""
 

@@ -16,7 +16,10 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from .config import Settings
+from .diagrams import CompiledDiagram
 from .models import Instance
+from .notices import Occasion
 
 PARAM_TYPES: dict[str, type | tuple[type, ...]] = {
     "str": str,
@@ -36,16 +39,17 @@ class Param:
 
 @dataclass
 class HandlerContext:
-    """What a handler may use: the open transaction, the instance, who acted and when.
+    """What a handler may use: the open transaction, the settings, the instance and the diagram
+    it runs on, who acted and when.
 
     Handlers run inside the engine's transaction, so their writes commit or roll back with the
     workflow step that called them.
     """
 
     session: Session
+    settings: Settings
     instance: Instance
-    procedure_key: str
-    number_prefix: str
+    diagram: CompiledDiagram
     actor: str
     now: datetime
     bpmn_id: str
@@ -55,6 +59,11 @@ class HandlerContext:
 
     def log(self, action: str, **data: Any) -> None:
         self.events.append((action, data))
+
+    @property
+    def occasion(self) -> Occasion:
+        """This step, for the notices a handler sends."""
+        return Occasion(self.session, self.settings, self.diagram, self.instance, self.now)
 
 
 HandlerFunc = Callable[..., dict[str, Any]]

@@ -115,6 +115,12 @@ class User(Base):
     username: Mapped[str] = mapped_column(String(100), unique=True)
     password_hash: Mapped[str] = mapped_column(String(200))
     display_name: Mapped[str] = mapped_column(String(200), default="")
+    # How notifications reach the person, and in which language (en, zh_Hans, zh_Hant).
+    email: Mapped[str | None] = mapped_column(String(200))
+    phone: Mapped[str | None] = mapped_column(String(50))
+    locale: Mapped[str] = mapped_column(String(10), default="en", server_default="en")
+    # Notifications newer than this are shown as new.
+    notifications_seen_at: Mapped[datetime | None] = mapped_column()
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # Sign-in failures since the last success; past a limit the account waits until locked_until.
@@ -162,6 +168,8 @@ class Instance(Base):
     head_hash: Mapped[str] = mapped_column(String(64), default="")
     # Timers that fired (deadlines passed), kept for searching "missed a deadline".
     missed_deadlines: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The language the complainant used (messages to them are written in it).
+    language: Mapped[str] = mapped_column(String(10), default="zh_Hant", server_default="zh_Hant")
 
     version: Mapped[ProcedureVersion] = relationship(lazy="joined")
     record: Mapped[ComplaintRecord | None] = relationship(
@@ -189,6 +197,7 @@ class Task(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     completed_at: Mapped[datetime | None] = mapped_column()
     completed_by: Mapped[str | None] = mapped_column(String(100))
+    warned_at: Mapped[datetime | None] = mapped_column()  # told its deadline is near
 
     instance: Mapped[Instance] = relationship()
 
@@ -258,12 +267,16 @@ class Notification(Base):
     """A message for the people of a role or for the complainant, shown in the app."""
 
     __tablename__ = "notifications"
-    __table_args__ = (Index("ix_notifications_role", "role", "created_at"),)
+    __table_args__ = (
+        Index("ix_notifications_role", "role", "created_at"),
+        Index("ix_notifications_username", "username", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     instance_id: Mapped[int] = mapped_column(ForeignKey("instances.id"), index=True)
-    audience: Mapped[str] = mapped_column(String(16))  # "role" or "complainant"
+    audience: Mapped[str] = mapped_column(String(16))  # "role", "person" or "complainant"
     role: Mapped[str | None] = mapped_column(String(64))
+    username: Mapped[str | None] = mapped_column(String(100))  # the person, for "person"
     event: Mapped[str] = mapped_column(String(64))
     urgent: Mapped[bool] = mapped_column(Boolean, default=False)
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
@@ -313,3 +326,69 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(primary_key=True, default=1)
     seq: Mapped[int] = mapped_column(Integer)
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class OutboxMessage(Base):
+    """A side effect a step decided on (an email, an SMS, a webhook call), written in the step's
+    transaction and delivered afterwards by the dispatcher, at least once, carrying its key so
+    that the receiving end can drop a repeat."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)  # the idempotency key
+    channel: Mapped[str] = mapped_column(String(16))  # email, sms, webhook
+    event: Mapped[str] = mapped_column(String(64))
+    instance_id: Mapped[int | None] = mapped_column(ForeignKey("instances.id"), index=True)
+    subscription_id: Mapped[int | None] = mapped_column(
+        ForeignKey("webhook_subscriptions.id"), index=True
+    )
+    recipient: Mapped[str] = mapped_column(String(500))
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(12), default="pending")  # sent, dead, discarded
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column()
+
+
+class WebhookSubscription(Base):
+    """Another system that wants to hear of events (complaint.created, task.ready, …)."""
+
+    __tablename__ = "webhook_subscriptions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    url: Mapped[str] = mapped_column(String(500))
+    secret: Mapped[str] = mapped_column(String(200))
+    events: Mapped[dict[str, Any]] = mapped_column(default=dict)  # {"types": [...]}
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WebhookSource(Base):
+    """A system allowed to file complaints through the intake webhook, with its secret; after a
+    rotation the previous secret stays valid too, until the next rotation."""
+
+    __tablename__ = "webhook_sources"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    secret: Mapped[str] = mapped_column(String(200))
+    previous_secret: Mapped[str | None] = mapped_column(String(200))
+    rotated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class IntakeRequest(Base):
+    """An intake webhook call by its Idempotency-Key: a retry gets the same complaint back."""
+
+    __tablename__ = "intake_requests"
+    __table_args__ = (UniqueConstraint("source", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(String(100))
+    key: Mapped[str] = mapped_column(String(200))
+    body_sha256: Mapped[str] = mapped_column(String(64))
+    instance_id: Mapped[int] = mapped_column(ForeignKey("instances.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

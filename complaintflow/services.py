@@ -8,9 +8,12 @@ from .accounts import Accounts
 from .attachments import AttachmentStore
 from .config import Settings
 from .db import Store
+from .dispatch import load_channels
 from .engine import Engine
+from .errors import ConfigError
 from .handlers import load_handlers
-from .sla import SlaTable
+from .integrations import Integrations
+from .sla import SlaTable, duration
 
 
 @dataclass
@@ -20,11 +23,27 @@ class Services:
     engine: Engine
     accounts: Accounts
     attachments: AttachmentStore
+    integrations: Integrations
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
+        try:
+            duration(settings.deadline_warning)
+        except ValueError:
+            raise ConfigError(
+                f"COMPLAINTFLOW_DEADLINE_WARNING must be an ISO 8601 duration such as PT15M,"
+                f" not {settings.deadline_warning!r}"
+            ) from None
+        load_channels()
         store = Store(settings)
         sla = SlaTable(settings.bpmn_dir / "sla.json", settings.sla_overrides)
         engine = Engine(store, sla, load_handlers())
         accounts = Accounts(store, settings.secret_key, settings.token_ttl_seconds)
-        return cls(settings, store, engine, accounts, AttachmentStore(settings.attachments_dir))
+        return cls(
+            settings,
+            store,
+            engine,
+            accounts,
+            AttachmentStore(settings.attachments_dir),
+            Integrations(store),
+        )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
@@ -25,11 +26,19 @@ class Deadline:
     description: str
 
 
-def parse_duration(value: str) -> None:
-    """Raise ValueError unless `value` is an ISO 8601 duration SpiffWorkflow understands."""
+def duration(value: str) -> timedelta:
+    """An ISO 8601 duration as SpiffWorkflow reads it; ValueError when it cannot."""
     if not value.startswith("P"):
         raise ValueError(value)
-    TimerEventDefinition.parse_iso_duration(value)
+    span: timedelta = TimerEventDefinition.get_timedelta_from_start(
+        TimerEventDefinition.parse_iso_duration(value)
+    )
+    return span
+
+
+def parse_duration(value: str) -> None:
+    """Raise ValueError unless `value` is an ISO 8601 duration SpiffWorkflow understands."""
+    duration(value)
 
 
 class SlaTable:

@@ -25,6 +25,16 @@ class Complaint:
         self.id = svc.engine.start(key, fill(self.diagram.intake_form, **intake), self.received_by)
 
     @classmethod
+    def existing(cls, svc: Services, instance_id: int) -> Complaint:
+        """A complaint started some other way (another language, another caller)."""
+        c = cls.__new__(cls)
+        c.svc, c.id = svc, instance_id
+        with svc.store.read() as session:
+            c.diagram = svc.engine.diagram(queries.get_instance(session, instance_id).version)
+        c.received_by = c.diagram.role_of(c.diagram.start_spec) or "admin"
+        return c
+
+    @classmethod
     def factory(
         cls, make_app: Callable[..., Flask], key: str, **settings: Any
     ) -> Callable[..., Complaint]:

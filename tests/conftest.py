@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -31,6 +32,8 @@ from complaintflow.bootstrap import demo_password, initialise
 from complaintflow.config import REPO_ROOT, Settings
 from complaintflow.handlers import HandlerContext, HandlerError, registry
 from complaintflow.services import Services
+
+from .receivers import Receiver, SmtpServer
 
 PG_ADMIN_URL = os.environ.get(
     "COMPLAINTFLOW_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -180,44 +183,72 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-def start_server(
-    database_url: Callable[[Path], Iterator[str]], tmp_path: Path
-) -> Iterator[Callable[..., str]]:
-    """Start `complaintflow serve` in its own process on a fresh database, with settings from
-    keyword arguments (environment variables); returns its base URL. Stopped after the test."""
-    started: list[tuple[subprocess.Popen[bytes], Iterator[str]]] = []
+class ServerProcess:
+    """`complaintflow serve` in its own process on a given database and home; it can be
+    killed (SIGKILL, as a power cut would) and started again on the same data."""
 
-    def start(**env: str) -> str:
-        urls = database_url(BUNDLED)
-        port = _free_port()
-        server = subprocess.Popen(
-            [sys.executable, "-m", "complaintflow", "serve", "--port", str(port)],
-            env={
-                **os.environ,
-                "COMPLAINTFLOW_HOME": str(tmp_path / f"home-{port}"),
-                "COMPLAINTFLOW_DATABASE_URL": next(urls),
-                **env,
-            },
+    def __init__(self, database_url: str, home: Path, env: dict[str, str]) -> None:
+        self.port = _free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            **os.environ,
+            "COMPLAINTFLOW_HOME": str(home),
+            "COMPLAINTFLOW_DATABASE_URL": database_url,
+            **env,
+        }
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> str:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "complaintflow", "serve", "--port", str(self.port)],
+            env=self.env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        started.append((server, urls))
-        base = f"http://127.0.0.1:{port}"
         for _ in range(150):
             try:
-                with urllib.request.urlopen(base + "/healthz", timeout=2) as answer:
+                with urllib.request.urlopen(self.base + "/healthz", timeout=2) as answer:
                     if answer.status == 200:
-                        return base
+                        return self.base
             except OSError:
                 time.sleep(0.1)
         pytest.fail("complaintflow serve did not answer within 15 s")
 
-    yield start
-    for server, urls in started:
-        server.terminate()
-        server.wait(timeout=10)
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def server_process(
+    database_url: Callable[[Path], Iterator[str]], tmp_path: Path
+) -> Iterator[Callable[..., ServerProcess]]:
+    """A factory: a server (not started yet) on a fresh database, with settings from keyword
+    arguments (environment variables). Stopped after the test."""
+    made: list[tuple[ServerProcess, Iterator[str]]] = []
+
+    def make(**env: str) -> ServerProcess:
+        urls = database_url(BUNDLED)
+        server = ServerProcess(next(urls), tmp_path / f"home-{len(made)}", env)
+        made.append((server, urls))
+        return server
+
+    yield make
+    for server, urls in made:
+        server.stop()
         next(urls, None)
+
+
+@pytest.fixture
+def start_server(server_process: Callable[..., ServerProcess]) -> Callable[..., str]:
+    """Start `complaintflow serve` on a fresh database; returns its base URL."""
+    return lambda **env: server_process(**env).start()
 
 
 class Api:
@@ -255,3 +286,24 @@ class Api:
 @pytest.fixture
 def api(app: Flask) -> Api:
     return Api(app.test_client())
+
+
+@pytest.fixture
+def receiver() -> Iterator[Callable[..., Receiver]]:
+    """A factory of HTTP receivers on localhost (see tests/receivers.py), closed after the test."""
+    made: list[Receiver] = []
+
+    def make(**options: Any) -> Receiver:
+        made.append(Receiver(**options))
+        return made[-1]
+
+    yield make
+    for one in made:
+        one.close()
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    server = SmtpServer()
+    yield server
+    server.close()

@@ -1,47 +1,30 @@
 """Telling people: the next role, the complainant, and a higher role when a deadline passes.
 
-Each call writes a notification row in the step's transaction, so a notification exists exactly
-when the step that decided on it does.
+Each call writes, in the step's transaction, the in-app notification and the outbox messages
+(email; SMS too for what cannot wait) that the dispatcher delivers afterwards, so a notification
+exists exactly when the step that decided on it does. See complaintflow/notices.py for how
+people and their addresses are found.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from complaintflow import notices
 from complaintflow.handlers import HandlerContext, Param, registry
-from complaintflow.models import Notification
 
-
-def _notify(
-    ctx: HandlerContext,
-    audience: str,
-    event: str,
-    role: str | None = None,
-    urgent: bool = False,
-    **data: Any,
-) -> Notification:
-    record = ctx.instance.record
-    note = Notification(
-        instance_id=ctx.instance.id,
-        audience=audience,
-        role=role,
-        event=event,
-        urgent=urgent,
-        data={"number": record.number if record else None, "step": ctx.bpmn_id, **data},
-        created_at=ctx.now,
-    )
-    ctx.session.add(note)
-    return note
+EVENTS = "complaint.new, complaint.urgent, complaint.major, complaint.in_progress, complaint.result"
 
 
 @registry.register(
     "notify.role",
     Param("role", "str", "the role key to tell, e.g. 'technician'"),
-    Param("event", "str", "what happened, e.g. 'complaint.new', 'complaint.urgent'"),
+    Param("event", "str", f"what happened, one of: {EVENTS}"),
 )
 def notify_role(ctx: HandlerContext, role: str, event: str) -> dict[str, Any]:
-    """Tell everyone holding a role that a complaint needs them (A-4.2, B-2.4, C-4.4)."""
-    _notify(ctx, "role", event, role=role, urgent=event in {"complaint.urgent", "complaint.major"})
+    """Tell everyone holding a role that a complaint needs them (A-4.2, B-2.4, C-4.4): in the
+    app, by email, and by SMS for urgent and major complaints."""
+    notices.to_role(ctx.occasion, role, event, step=ctx.bpmn_id)
     return {"notified": role}
 
 
@@ -50,8 +33,9 @@ def notify_role(ctx: HandlerContext, role: str, event: str) -> dict[str, Any]:
     Param("event", "str", "what to tell, e.g. 'complaint.in_progress', 'complaint.result'"),
 )
 def notify_complainant(ctx: HandlerContext, event: str) -> dict[str, Any]:
-    """Tell the complainant where the complaint stands (B-3.11): it is being handled."""
-    _notify(ctx, "complainant", event)
+    """Tell the complainant where the complaint stands (B-3.11, C-4.3), on the status page and,
+    when they left an email address or a phone number, by email or SMS in their language."""
+    notices.to_complainant(ctx.occasion, event, step=ctx.bpmn_id)
     return {"notified": "complainant"}
 
 
@@ -61,11 +45,10 @@ def notify_complainant(ctx: HandlerContext, event: str) -> dict[str, Any]:
     Param("timer", "str", "the name of the deadline that passed, e.g. 'technician_contact'"),
 )
 def escalate(ctx: HandlerContext, role: str, timer: str) -> dict[str, Any]:
-    """Alert a higher role that a deadline passed, and count it on the record.
-
-    Called from a timer's escalation path; the history gets an `escalated` event.
-    """
-    _notify(ctx, "role", "deadline.missed", role=role, urgent=True, timer=timer)
+    """Alert a higher role that a deadline passed (in the app, by email and SMS), count it on
+    the record, and add an `escalated` event to the history. Called from a timer's escalation
+    path."""
+    notices.to_role(ctx.occasion, role, "deadline.missed", step=ctx.bpmn_id, timer=timer)
     if ctx.instance.record is not None:
         ctx.instance.record.escalations += 1
     ctx.log("escalated", role=role, timer=timer)

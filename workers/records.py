@@ -73,8 +73,8 @@ def create(
     if ctx.instance.record is not None:
         raise HandlerError(f"complaint {ctx.instance.record.number} already has its record")
     record = ComplaintRecord(
-        number=next_number(ctx.session, ctx.number_prefix, ctx.now.year),
-        procedure_key=ctx.procedure_key,
+        number=next_number(ctx.session, ctx.diagram.number_prefix, ctx.now.year),
+        procedure_key=ctx.diagram.key,
         instance_id=ctx.instance.id,
         complainant=complainant,
         description=description,

@@ -20,6 +20,7 @@ from ..errors import (
     InvalidData,
     InvalidDiagram,
     NotFound,
+    TooLarge,
     Unauthorized,
 )
 
@@ -32,6 +33,7 @@ _STATUS = {
     Conflict: 409,
     InvalidData: 422,
     InvalidDiagram: 422,
+    TooLarge: 413,
 }
 _PUBLIC = {"api.token", "api.openapi"}
 
@@ -43,7 +45,8 @@ def openapi_document() -> dict[str, Any]:
 
 
 @bp.errorhandler(ComplaintflowError)
-def _user_error(exc: ComplaintflowError) -> ResponseReturnValue:
+def json_error(exc: ComplaintflowError) -> ResponseReturnValue:
+    """An error a caller can fix, as JSON with the HTTP status that says what kind it is."""
     body: dict[str, Any] = {"code": exc.code, "message": exc.message}
     if isinstance(exc, InvalidData):
         body["fields"] = exc.fields
@@ -80,4 +83,4 @@ def json_body() -> dict[str, Any]:
     return body
 
 
-from . import audit, procedures, views  # noqa: E402,F401  (routes register on bp)
+from . import audit, integrations, procedures, views  # noqa: E402,F401  (routes register on bp)

@@ -1,6 +1,6 @@
 """How SpiffWorkflow runs the procedures: deploy, start, complete, timers, and the read side."""
 
-from .core import Engine
+from .core import Delivery, Engine
 from .versions import Deployed
 
-__all__ = ["Deployed", "Engine"]
+__all__ = ["Delivery", "Deployed", "Engine"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -15,6 +16,7 @@ from uuid import UUID
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..attachments import StoredFile
@@ -22,15 +24,25 @@ from ..db import Store
 from ..diagrams import CompiledDiagram, compile_diagram, parse_xml
 from ..errors import Conflict, NotFound, StaleInstance
 from ..handlers import HandlerRegistry
-from ..models import Instance, ProcedureVersion, Task, utcnow
+from ..models import Instance, IntakeRequest, ProcedureVersion, Task, utcnow
 from ..sla import SlaTable
 from .admin import AdminActs, MigrationActs
+from .deadlines import DeadlineActs
 from .history import Draft
 from .runtime import StateCodec
 from .steps import Step, write_instance
 from .versions import VersionActs
 
-SYSTEM_ACTOR = "system"
+
+@dataclass(frozen=True)
+class Delivery:
+    """A complaint sent by another system: who sent it, its Idempotency-Key, its body's hash."""
+
+    source: str
+    key: str
+    body_sha256: str
+
+
 _ATTEMPTS = 3
 
 
@@ -47,7 +59,7 @@ def _retry_when_stale(attempt: Callable[[], int]) -> int:
     raise AssertionError("unreachable")
 
 
-class Engine(AdminActs, MigrationActs, VersionActs):
+class Engine(AdminActs, DeadlineActs, MigrationActs, VersionActs):
     def __init__(self, store: Store, sla: SlaTable, handlers: HandlerRegistry) -> None:
         self.store = store
         self.sla = sla
@@ -79,7 +91,14 @@ class Engine(AdminActs, MigrationActs, VersionActs):
 
     def _step(self, session: Session, instance: Instance, actor: str, now: datetime) -> Step:
         return Step(
-            session, instance, self.diagram(instance.version), self.handlers, self.codec, actor, now
+            session,
+            instance,
+            self.diagram(instance.version),
+            self.handlers,
+            self.codec,
+            actor,
+            now,
+            self.store.settings,
         )
 
     def start(
@@ -89,8 +108,12 @@ class Engine(AdminActs, MigrationActs, VersionActs):
         actor: str,
         files: Sequence[StoredFile] = (),
         by_complainant: bool = False,
+        language: str = "zh_Hant",
+        delivery: Delivery | None = None,
     ) -> int:
-        """Start a complaint with its intake data (and stored files); returns the instance id."""
+        """Start a complaint with its intake data (and stored files); returns the instance id.
+        `language` is the complainant's, for what is sent to them; `delivery` marks a call from
+        another system, kept so that its retry finds this complaint (see `start_once`)."""
         with self.store.write() as session:
             version = self.current_version(session, key)
             diagram = self.diagram(version)
@@ -105,9 +128,21 @@ class Engine(AdminActs, MigrationActs, VersionActs):
                 started_by=actor,
                 updated_at=now,
                 lock_version=0,
+                language=language,
             )
             session.add(instance)
             session.flush()
+            if delivery is not None:  # flushed now: a racing twin fails here, before the work
+                session.add(
+                    IntakeRequest(
+                        source=delivery.source,
+                        key=delivery.key,
+                        body_sha256=delivery.body_sha256,
+                        instance_id=instance.id,
+                        created_at=now,
+                    )
+                )
+                session.flush()
             step = self._step(session, instance, actor, now)
             workflow = step.new_workflow()
             start_event = workflow.get_tasks(spec_name=diagram.start_spec.name)[0]
@@ -121,6 +156,38 @@ class Engine(AdminActs, MigrationActs, VersionActs):
 
             step.run(workflow, begin)
             return instance.id
+
+    def start_once(
+        self, key: str, data: Any, actor: str, delivery: Delivery, language: str = "zh_Hant"
+    ) -> tuple[int, bool]:
+        """Start a complaint for another system's call unless the same call (source and
+        Idempotency-Key) started one already: (instance id, whether it is new)."""
+        found = self._delivered(delivery)
+        if found is not None:
+            return found, False
+        try:
+            return self.start(key, data, actor, language=language, delivery=delivery), True
+        except IntegrityError:  # the same call, retried while the first was being saved
+            found = self._delivered(delivery)
+            if found is None:
+                raise
+            return found, False
+
+    def _delivered(self, delivery: Delivery) -> int | None:
+        with self.store.read() as session:
+            row = session.scalar(
+                select(IntakeRequest).where(
+                    IntakeRequest.source == delivery.source, IntakeRequest.key == delivery.key
+                )
+            )
+        if row is None:
+            return None
+        if row.body_sha256 != delivery.body_sha256:
+            raise Conflict(
+                "this Idempotency-Key was used before with a different body; use a new key"
+                " for a new complaint"
+            )
+        return row.instance_id
 
     def _ready_task(
         self, session: Session, task_id: str, actor: str, for_anyone: bool = False
@@ -185,34 +252,6 @@ class Engine(AdminActs, MigrationActs, VersionActs):
             )
             row.assignee = None if release else actor
             return row.instance_id
-
-    def fire_due_timers(self, limit: int = 100) -> int:
-        """Run the timers that are due; returns how many instances moved."""
-        now = utcnow()
-        with self.store.read() as session:
-            due = session.scalars(
-                select(Instance.id)
-                .where(Instance.next_timer_at <= now, Instance.status == "running")
-                .order_by(Instance.next_timer_at)
-                .limit(limit)
-            ).all()
-        fired = 0
-        for instance_id in due:
-            try:
-                with self.store.write() as session:
-                    instance = session.get(Instance, instance_id)
-                    if (
-                        instance is None
-                        or instance.status != "running"
-                        or not (instance.next_timer_at and instance.next_timer_at <= utcnow())
-                    ):
-                        continue
-                    step = self._step(session, instance, SYSTEM_ACTOR, utcnow())
-                    step.run(step.load(), BpmnWorkflow.refresh_timers)
-                    fired += 1
-            except Conflict:
-                continue  # someone moved it meanwhile; its timers are looked at again next round
-        return fired
 
     def _read(self, instance: Instance) -> BpmnWorkflow:
         def refuse(*_: Any) -> dict[str, Any]:

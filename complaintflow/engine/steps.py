@@ -21,12 +21,15 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
+from .. import notices
 from ..attachments import StoredFile
 from ..chain import event_hash
+from ..config import Settings
 from ..diagrams import CompiledDiagram
 from ..errors import ComplaintflowError, StaleInstance
 from ..handlers import HandlerContext, HandlerRegistry
 from ..models import Attachment, Event, Instance, Task
+from ..notices import WEBHOOK_EVENTS, Occasion
 from .history import Draft, StepTrace, diff, due_at, next_timer_at, snapshot
 from .runtime import StateCodec
 
@@ -43,6 +46,7 @@ class Step:
     actor: str
     now: datetime
 
+    settings: Settings
     cancelling: bool = False
     move_to: int | None = None  # the version a migration moves the instance to
 
@@ -56,9 +60,9 @@ class Step:
     def call(self, task: Any, name: str, params: dict[str, Any]) -> dict[str, Any]:
         context = HandlerContext(
             session=self.session,
+            settings=self.settings,
             instance=self.instance,
-            procedure_key=self.diagram.key,
-            number_prefix=self.diagram.number_prefix,
+            diagram=self.diagram,
             actor=self.actor,
             now=self.now,
             bpmn_id=task.task_spec.bpmn_id,
@@ -162,6 +166,18 @@ class Step:
             values["completed_at"] = self.now
         write_instance(self.session, instance, self.expected_version, changes.events, values)
         self._sync_tasks(changes.ready, changes.finished)
+        self._publish(changes.events)
+
+    def _publish(self, events: list[Draft]) -> None:
+        """Other systems' subscriptions hear of what this step did, with the step."""
+        published = [
+            (WEBHOOK_EVENTS[e.action], {"step": e.bpmn_id, "name": e.name, **e.data})
+            for e in events
+            if e.action in WEBHOOK_EVENTS
+        ]
+        if published:
+            occasion = Occasion(self.session, self.settings, self.diagram, self.instance, self.now)
+            notices.publish(occasion, published)
 
     def _status(self, workflow: BpmnWorkflow) -> str:
         if self.cancelling:

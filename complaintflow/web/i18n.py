@@ -8,13 +8,13 @@ Chinese is derived from the Traditional text with OpenCC unless a form gives its
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any
 
 from flask import request, session
 from flask_babel import get_locale
 from flask_babel import gettext as _
-from opencc import OpenCC
+
+from .. import naming
 
 LANGUAGES = {"en": "English", "zh_Hans": "简体中文", "zh_Hant": "繁體中文"}
 DEFAULT = "en"
@@ -30,7 +30,6 @@ _TAGS = {
     "zh-mo": "zh_Hant",
     "zh-hant": "zh_Hant",
 }
-_TO_SIMPLIFIED = OpenCC("t2s")
 
 
 def select_locale() -> str:
@@ -55,14 +54,9 @@ def html_lang() -> str:
     return {"zh_Hans": "zh-Hans", "zh_Hant": "zh-Hant"}.get(locale(), "en")
 
 
-@lru_cache(maxsize=4096)
-def simplified(text: str) -> str:
-    return str(_TO_SIMPLIFIED.convert(text))
-
-
 def chinese(text: str) -> str:
     """A Traditional Chinese text as the current reader reads it."""
-    return simplified(text) if locale() == "zh_Hans" else text
+    return naming.chinese(text, locale())
 
 
 def schema_text(node: dict[str, Any], key: str = "title") -> str:
@@ -123,13 +117,8 @@ def code_name(diagram: Any, value: str | None) -> str:
 
 
 def procedure_name(diagram: Any) -> str:
-    if locale() == "en" and diagram.names.get("en"):
-        return str(diagram.names["en"])
-    return chinese(diagram.name)
+    return naming.procedure_title(diagram, locale())
 
 
 def role_name(lane: Any) -> str:
-    """A lane's role: its Chinese name, or the English before the colon of its description."""
-    if locale() == "en" and lane.description:
-        return str(lane.description.split(":")[0].strip())
-    return chinese(lane.name)
+    return naming.role_title(lane, locale())

@@ -1,29 +1,21 @@
-"""The private link a complainant follows to see where their complaint stands.
-
-The token is an HMAC of the instance id under the site's secret: unguessable without the secret,
-nothing to store, and staff can show it again (to give it to someone who complained in person).
-"""
+"""Absolute links for people outside: status pages and QR codes."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 from typing import Any
 
 from flask import request, url_for
 
+from .. import status_links
 from ..app import services
 
 
 def status_token(instance_id: int) -> str:
-    secret = services().settings.secret_key.encode()
-    digest = hmac.new(secret, f"status:{instance_id}".encode(), hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(digest).decode()[:32]
+    return status_links.status_token(services().settings.secret_key, instance_id)
 
 
 def token_matches(instance_id: int, token: str) -> bool:
-    return hmac.compare_digest(status_token(instance_id), token)
+    return status_links.token_matches(services().settings.secret_key, instance_id, token)
 
 
 def public_url(endpoint: str, **values: Any) -> str:
