@@ -190,7 +190,8 @@ def _services(home: Path, url: str) -> Iterator[Services]:
     for _ in initialise(svc):
         pass
     for workload in WORKLOADS:
-        svc.engine.deploy(workload.path, "bench")
+        deployed = svc.engine.deploy(workload.path, "bench")
+        svc.engine.put_in_effect(deployed.key, deployed.version, "the benchmark's workload")
         workload.sla = svc.engine.sla.durations(workload.key)
     try:
         yield svc

@@ -20,7 +20,7 @@ from . import audit
 from .db import Store
 from .errors import N_, Conflict, InvalidData, NotFound
 from .models import OutboxMessage, WebhookSource, WebhookSubscription, utcnow
-from .notices import WEBHOOK_EVENT_TYPES
+from .notices import WEBHOOK_EVENT_TYPES, Subscribers
 
 _SOURCE_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,99}$")
 
@@ -38,8 +38,9 @@ class Source:
 
 
 class Integrations:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, subscribers: Subscribers) -> None:
         self.store = store
+        self._subscribers = subscribers  # told of each change, so this process sees it at once
 
     # -- intake sources ------------------------------------------------------------------
 
@@ -132,7 +133,8 @@ class Integrations:
                 {"url": url, "types": types},
                 utcnow(),
             )
-            return row.id, secret
+        self._subscribers.changed()
+        return row.id, secret
 
     def change_subscription(
         self,
@@ -157,6 +159,7 @@ class Integrations:
                 changed,
                 utcnow(),
             )
+        self._subscribers.changed()
 
     def delete_subscription(self, subscription_id: int, actor: str) -> None:
         """Stop for good: pending deliveries are discarded, the delivery log stays."""
@@ -180,6 +183,7 @@ class Integrations:
                 {"url": row.url},
                 utcnow(),
             )
+        self._subscribers.changed()
 
 
 def _subscription(session: Any, subscription_id: int) -> WebhookSubscription:

@@ -12,6 +12,7 @@ their language. Other systems hear of events through their webhook subscriptions
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -174,12 +175,46 @@ WEBHOOK_EVENTS = {
 WEBHOOK_EVENT_TYPES = (*dict.fromkeys(WEBHOOK_EVENTS.values()), "deadline.approaching")
 
 
-def publish(occasion: Occasion, events: list[tuple[str, dict[str, Any]]]) -> None:
+@dataclass(frozen=True)
+class Subscriber:
+    id: int
+    url: str
+    types: frozenset[str]
+
+
+class Subscribers:
+    """The active subscriptions as this process last read them: every step looks, so they are
+    read at most every TTL seconds rather than once per step. A change made in this process is
+    seen at once; one made in another process within TTL seconds."""
+
+    TTL = 2.0
+
+    def __init__(self) -> None:
+        self._read: tuple[float, tuple[Subscriber, ...]] | None = None
+
+    def active(self, session: Session) -> tuple[Subscriber, ...]:
+        read = self._read
+        if read is None or time.monotonic() - read[0] > self.TTL:
+            rows = session.execute(
+                select(
+                    WebhookSubscription.id, WebhookSubscription.url, WebhookSubscription.events
+                ).where(WebhookSubscription.active.is_(True))
+            )
+            found = tuple(Subscriber(i, u, frozenset(e.get("types", []))) for i, u, e in rows)
+            read = self._read = (time.monotonic(), found)
+        return read[1]
+
+    def changed(self) -> None:
+        self._read = None
+
+
+def publish(
+    occasion: Occasion,
+    subscribers: tuple[Subscriber, ...],
+    events: list[tuple[str, dict[str, Any]]],
+) -> None:
     """One outbox message per event and active subscription to it."""
-    subscriptions = occasion.session.scalars(
-        select(WebhookSubscription).where(WebhookSubscription.active.is_(True))
-    ).all()
-    if not subscriptions:
+    if not subscribers:
         return
     instance, settings = occasion.instance, occasion.settings
     complaint = {
@@ -193,14 +228,14 @@ def publish(occasion: Occasion, events: list[tuple[str, dict[str, Any]]]) -> Non
             settings.secret_key, instance.id
         )
     for event, data in events:
-        for subscription in subscriptions:
-            if event not in subscription.events.get("types", []):
+        for subscriber in subscribers:
+            if event not in subscriber.types:
                 continue
             outbox.enqueue(
                 occasion.session,
                 "webhook",
                 event,
-                subscription.url,
+                subscriber.url,
                 {
                     "type": event,
                     "occurred_at": occasion.now.isoformat(),
@@ -209,5 +244,5 @@ def publish(occasion: Occasion, events: list[tuple[str, dict[str, Any]]]) -> Non
                 },
                 occasion.now,
                 instance_id=instance.id,
-                subscription_id=subscription.id,
+                subscription_id=subscriber.id,
             )

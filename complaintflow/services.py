@@ -13,6 +13,7 @@ from .engine import Engine
 from .errors import ConfigError
 from .handlers import load_handlers
 from .integrations import Integrations
+from .notices import Subscribers
 from .sla import SlaTable, duration
 
 
@@ -37,7 +38,8 @@ class Services:
         load_channels()
         store = Store(settings)
         sla = SlaTable(settings.bpmn_dir / "sla.json", settings.sla_overrides)
-        engine = Engine(store, sla, load_handlers())
+        subscribers = Subscribers()
+        engine = Engine(store, sla, load_handlers(), subscribers)
         accounts = Accounts(store, settings.secret_key, settings.token_ttl_seconds)
         return cls(
             settings,
@@ -45,5 +47,5 @@ class Services:
             engine,
             accounts,
             AttachmentStore(settings.attachments_dir),
-            Integrations(store),
+            Integrations(store, subscribers),
         )

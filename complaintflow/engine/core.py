@@ -25,6 +25,7 @@ from ..diagrams import CompiledDiagram, compile_diagram, parse_xml
 from ..errors import Conflict, NotFound, StaleInstance
 from ..handlers import HandlerRegistry
 from ..models import Instance, IntakeRequest, ProcedureVersion, Task, utcnow
+from ..notices import Subscribers
 from ..sla import SlaTable
 from .admin import AdminActs, MigrationActs
 from .deadlines import DeadlineActs
@@ -60,8 +61,15 @@ def _retry_when_stale(attempt: Callable[[], int]) -> int:
 
 
 class Engine(AdminActs, DeadlineActs, MigrationActs, VersionActs):
-    def __init__(self, store: Store, sla: SlaTable, handlers: HandlerRegistry) -> None:
+    def __init__(
+        self,
+        store: Store,
+        sla: SlaTable,
+        handlers: HandlerRegistry,
+        subscribers: Subscribers | None = None,
+    ) -> None:
         self.store = store
+        self.subscribers = subscribers or Subscribers()
         self.sla = sla
         self.handlers = handlers
         self.codec = StateCodec()
@@ -99,6 +107,7 @@ class Engine(AdminActs, DeadlineActs, MigrationActs, VersionActs):
             actor,
             now,
             self.store.settings,
+            self.subscribers,
         )
 
     def start(

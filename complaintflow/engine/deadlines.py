@@ -32,6 +32,7 @@ class DeadlineActs:
     """Mixed into Engine, whose store, diagrams and steps these use."""
 
     store: Store
+    subscribers: notices.Subscribers
 
     def _step(self, session: Session, instance: Instance, actor: str, now: datetime) -> Step:
         raise NotImplementedError
@@ -111,4 +112,8 @@ class DeadlineActs:
             notices.to_person(occasion, task.assignee, event, task.bpmn_id, **facts)
         else:
             notices.to_role(occasion, task.role, event, task.bpmn_id, **facts)
-        notices.publish(occasion, [(event, {"step": task.bpmn_id, "name": task.name, **facts})])
+        notices.publish(
+            occasion,
+            self.subscribers.active(session),
+            [(event, {"step": task.bpmn_id, "name": task.name, **facts})],
+        )

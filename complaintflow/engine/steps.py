@@ -29,7 +29,7 @@ from ..diagrams import CompiledDiagram
 from ..errors import ComplaintflowError, StaleInstance
 from ..handlers import HandlerContext, HandlerRegistry
 from ..models import Attachment, Event, Instance, Task
-from ..notices import WEBHOOK_EVENTS, Occasion
+from ..notices import WEBHOOK_EVENTS, Occasion, Subscribers
 from .history import Draft, StepTrace, diff, due_at, next_timer_at, snapshot
 from .runtime import StateCodec
 
@@ -47,6 +47,7 @@ class Step:
     now: datetime
 
     settings: Settings
+    subscribers: Subscribers
     cancelling: bool = False
     move_to: int | None = None  # the version a migration moves the instance to
 
@@ -175,9 +176,10 @@ class Step:
             for e in events
             if e.action in WEBHOOK_EVENTS
         ]
-        if published:
+        subscribers = self.subscribers.active(self.session) if published else ()
+        if subscribers:
             occasion = Occasion(self.session, self.settings, self.diagram, self.instance, self.now)
-            notices.publish(occasion, published)
+            notices.publish(occasion, subscribers, published)
 
     def _status(self, workflow: BpmnWorkflow) -> str:
         if self.cancelling:
