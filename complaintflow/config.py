@@ -48,18 +48,26 @@ class Settings:
     sms_token: str = ""
     # Outbox: attempts before a message is dead (seen by an admin), and the webhooks' limits.
     outbox_max_attempts: int = 8
-    # A dispatcher that took a message and went silent this long is taken for dead: it goes again.
-    outbox_lease_seconds: float = 60.0
+    # Work handed out (a message to deliver, a timer to fire) and not done this long is taken
+    # for lost, its taker for dead: it is handed out again.
+    lease_seconds: float = 60.0
     webhook_secrets: dict[str, list[str]] = field(default_factory=dict)
     webhook_max_bytes: int = 1024 * 1024
     # A warning goes out this long before a deadline passes (ISO 8601 duration).
     deadline_warning: str = "PT15M"
-    # How often `serve` looks for due timers; half the promised 2 s lateness.
+    # How often `serve` (or the scheduler) looks for due timers; half the promised 2 s lateness.
     timer_poll_seconds: float = 0.5
+    # The scaled mode: a Celery broker (redis://…). Without it, `serve` does the background work.
+    broker_url: str = ""
 
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def scaled(self) -> bool:
+        """Background work goes through Celery (`complaintflow scheduler` and `worker`)."""
+        return bool(self.broker_url)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -89,10 +97,11 @@ class Settings:
             sms_url=env.get("COMPLAINTFLOW_SMS_URL", ""),
             sms_token=env.get("COMPLAINTFLOW_SMS_TOKEN", ""),
             outbox_max_attempts=int(env.get("COMPLAINTFLOW_OUTBOX_MAX_ATTEMPTS", 8)),
-            outbox_lease_seconds=float(env.get("COMPLAINTFLOW_OUTBOX_LEASE_SECONDS", 60)),
+            lease_seconds=float(env.get("COMPLAINTFLOW_LEASE_SECONDS", 60)),
             webhook_secrets=_parse_secrets(env.get("COMPLAINTFLOW_WEBHOOK_SECRETS", "")),
             webhook_max_bytes=int(env.get("COMPLAINTFLOW_WEBHOOK_MAX_BYTES", 1024 * 1024)),
             deadline_warning=env.get("COMPLAINTFLOW_DEADLINE_WARNING", "PT15M"),
+            broker_url=env.get("COMPLAINTFLOW_BROKER_URL", ""),
         )
 
     @property

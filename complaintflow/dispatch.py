@@ -57,12 +57,20 @@ def deliver_due(store: Store) -> int:
     """Deliver the messages due now, once each; returns how many were tried. A round takes no
     more than its lease can cover, even when every receiver is as slow as the timeout allows,
     so that no other dispatcher takes a message while it is still being delivered."""
-    limit = max(1, int(store.settings.outbox_lease_seconds // TIMEOUT) - 1)
-    claimed = outbox.claim(store, limit)
+    claimed = outbox.claim(store, batch_size(store))
     for message in claimed:
-        error, final = _deliver(store.settings, message)
-        outbox.settle(store, message, error, store.settings.outbox_max_attempts, final)
+        deliver(store, message)
     return len(claimed)
+
+
+def batch_size(store: Store) -> int:
+    return max(1, int(store.settings.lease_seconds // TIMEOUT) - 1)
+
+
+def deliver(store: Store, message: outbox.Claimed) -> None:
+    """Hand one message to its channel and record how it went."""
+    error, final = _deliver(store.settings, message)
+    outbox.settle(store, message, error, store.settings.outbox_max_attempts, final)
 
 
 def _deliver(settings: Settings, message: outbox.Claimed) -> tuple[str | None, bool]:

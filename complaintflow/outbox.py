@@ -74,11 +74,13 @@ class Claimed:
     payload: dict[str, Any]
     attempts: int
     secret: str | None  # a webhook's signing secret, read at delivery: rotations apply
+    leased_until: datetime  # whoever took it last: an older taker finds this changed
 
 
 def claim(store: Store, limit: int = 50) -> list[Claimed]:
     """Due messages, leased to the caller (skipping those another dispatcher holds)."""
     now = utcnow()
+    until = now + timedelta(seconds=store.settings.lease_seconds)
     with store.write() as session:
         query = (
             select(OutboxMessage)
@@ -90,33 +92,48 @@ def claim(store: Store, limit: int = 50) -> list[Claimed]:
             query = query.with_for_update(skip_locked=True)
         rows = list(session.scalars(query))
         for row in rows:
-            row.next_attempt_at = now + timedelta(seconds=store.settings.outbox_lease_seconds)
-        wanted = {r.subscription_id for r in rows if r.subscription_id is not None}
-        secrets = (
-            {
-                subscription_id: secret
-                for subscription_id, secret in session.execute(
-                    select(WebhookSubscription.id, WebhookSubscription.secret).where(
-                        WebhookSubscription.id.in_(wanted)
-                    )
+            row.next_attempt_at = until
+        return _claimed(session, rows, until)
+
+
+def taken(store: Store, message_id: int, leased_until: datetime) -> Claimed | None:
+    """A message leased by `claim` and handed to a worker, unless it was settled, or leased
+    again (its lease ran out and it was handed to someone else) meanwhile."""
+    with store.read() as session:
+        row = session.get(OutboxMessage, message_id)
+        if row is None or row.status != "pending" or row.next_attempt_at != leased_until:
+            return None
+        return _claimed(session, [row], leased_until)[0]
+
+
+def _claimed(session: Session, rows: list[OutboxMessage], until: datetime) -> list[Claimed]:
+    wanted = {r.subscription_id for r in rows if r.subscription_id is not None}
+    secrets = (
+        {
+            subscription_id: secret
+            for subscription_id, secret in session.execute(
+                select(WebhookSubscription.id, WebhookSubscription.secret).where(
+                    WebhookSubscription.id.in_(wanted)
                 )
-            }
-            if wanted
-            else {}
-        )
-        return [
-            Claimed(
-                r.id,
-                r.key,
-                r.channel,
-                r.event,
-                r.recipient,
-                dict(r.payload),
-                r.attempts,
-                secrets.get(r.subscription_id) if r.subscription_id else None,
             )
-            for r in rows
-        ]
+        }
+        if wanted
+        else {}
+    )
+    return [
+        Claimed(
+            r.id,
+            r.key,
+            r.channel,
+            r.event,
+            r.recipient,
+            dict(r.payload),
+            r.attempts,
+            secrets.get(r.subscription_id) if r.subscription_id else None,
+            until,
+        )
+        for r in rows
+    ]
 
 
 def settle(

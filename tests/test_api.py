@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -62,6 +63,27 @@ def test_start_gives_a_number_and_the_next_task(mech_api: Api) -> None:
     (task,) = body["next_tasks"]
     assert (task["name"], task["role"], task["state"]) == ("處理", "desk", "ready")
     assert task["due_at"] is not None
+
+
+def test_a_start_sent_again_with_its_idempotency_key_returns_the_same_complaint(
+    mech_api: Api,
+) -> None:
+    def send(key: str, body: dict, user: str = "desk") -> Any:
+        return mech_api.client.post(
+            "/api/v1/procedures/mechanics/instances",
+            json=body,
+            headers={"Authorization": f"Bearer {mech_api.token(user)}", "Idempotency-Key": key},
+        )
+
+    first, again = send("client-7", INTAKE), send("client-7", INTAKE)
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again.get_json()["id"] == first.get_json()["id"]
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert "Idempotent-Replayed" not in first.headers
+    other = send("client-7", {"data": {**INTAKE["data"], "text": "別的事"}})
+    assert other.status_code == 409
+    assert send("client-7", INTAKE, "admin").get_json()["id"] != first.get_json()["id"]
+    assert send("bad key", INTAKE).status_code == 400
 
 
 def test_start_is_checked(mech_api: Api) -> None:

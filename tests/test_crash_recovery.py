@@ -66,7 +66,7 @@ def test_killed_while_delivering_it_delivers_after_restart_once(
 ) -> None:
     gateway = receiver(hold=threading.Event())  # takes the call, answers only when released
     server = server_process(
-        COMPLAINTFLOW_SMS_URL=gateway.url, COMPLAINTFLOW_OUTBOX_LEASE_SECONDS="2"
+        COMPLAINTFLOW_SMS_URL=gateway.url, COMPLAINTFLOW_LEASE_SECONDS="2"
     )
     _with_phone_for_supervisor(server)
     _urgent_complaint(Http(server.start()))

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import jsonify
+from flask import jsonify, request
 from flask.typing import ResponseReturnValue
 
 from ..app import services
-from ..engine import queries
+from ..engine import Delivery, queries
 from ..errors import ComplaintflowError, Forbidden
 from . import bp, json_body, openapi_document, person
 
@@ -47,8 +47,13 @@ def start_instance(key: str) -> ResponseReturnValue:
         engine.current_version(session, key)  # 404 before 403 for a procedure that is not there
         if not person().may_use(queries.procedure_roles(session, key)):
             raise Forbidden(f"none of your roles works in procedure '{key}'")
-    instance_id = engine.start(key, _data(body), person().username)
-    return _instance_response(instance_id), 201
+    idempotency_key = request.headers.get("Idempotency-Key", "").strip()
+    if not idempotency_key:
+        return _instance_response(engine.start(key, _data(body), person().username)), 201
+    # A client that lost the answer (a dropped connection) sends again and gets the same complaint.
+    delivery = Delivery.of(f"api:{person().username}", idempotency_key, request.get_data())
+    instance_id, new = engine.start_once(key, _data(body), person().username, delivery)
+    return _instance_response(instance_id), 201, ({} if new else {"Idempotent-Replayed": "true"})
 
 
 def _instance_response(instance_id: int) -> dict[str, Any]:

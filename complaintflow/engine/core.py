@@ -6,6 +6,8 @@ The web layer and the CLI call these; they never see a SpiffWorkflow object.
 
 from __future__ import annotations
 
+import hashlib
+import re
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -22,7 +24,7 @@ from sqlalchemy.orm import Session
 from ..attachments import StoredFile
 from ..db import Store
 from ..diagrams import CompiledDiagram, compile_diagram, parse_xml
-from ..errors import Conflict, NotFound, StaleInstance
+from ..errors import ComplaintflowError, Conflict, NotFound, StaleInstance
 from ..handlers import HandlerRegistry
 from ..models import Instance, IntakeRequest, ProcedureVersion, Task, utcnow
 from ..notices import Subscribers
@@ -37,11 +39,23 @@ from .versions import VersionActs
 
 @dataclass(frozen=True)
 class Delivery:
-    """A complaint sent by another system: who sent it, its Idempotency-Key, its body's hash."""
+    """A complaint sent by another system (or API client): who sent it, its Idempotency-Key,
+    its body's hash."""
 
     source: str
     key: str
     body_sha256: str
+
+    @classmethod
+    def of(cls, source: str, key: str, body: bytes) -> Delivery:
+        if not _IDEMPOTENCY_KEY.match(key):
+            raise ComplaintflowError(
+                "the Idempotency-Key must be 1 to 200 printable ASCII characters"
+            )
+        return cls(source, key, hashlib.sha256(body).hexdigest())
+
+
+_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")  # printable ASCII, as headers carry it
 
 
 _ATTEMPTS = 3

@@ -40,66 +40,81 @@ class DeadlineActs:
     def diagram(self, version: ProcedureVersion) -> CompiledDiagram:
         raise NotImplementedError
 
+    # Each kind of work comes as a finder (what is due, read only) and a doer (one item, in
+    # its own transaction, doing nothing when another got there first). `serve` runs both in a
+    # thread; in the scaled mode the scheduler finds and Celery workers do (complaintflow.jobs).
+
+    def due_timers(self, limit: int = 100) -> list[int]:
+        """Running instances with a timer due now, the longest due first."""
+        with self.store.read() as session:
+            return list(
+                session.scalars(
+                    select(Instance.id)
+                    .where(Instance.next_timer_at <= utcnow(), Instance.status == "running")
+                    .order_by(Instance.next_timer_at)
+                    .limit(limit)
+                )
+            )
+
+    def fire_timers(self, instance_id: int) -> bool:
+        """Run the due timers of one instance; False when there was nothing (left) to do."""
+        try:
+            with self.store.write() as session:
+                instance = session.get(Instance, instance_id)
+                if (
+                    instance is None
+                    or instance.status != "running"
+                    or not (instance.next_timer_at and instance.next_timer_at <= utcnow())
+                ):
+                    return False
+                step = self._step(session, instance, SYSTEM_ACTOR, utcnow())
+                step.run(step.load(), BpmnWorkflow.refresh_timers)
+                return True
+        except Conflict:
+            return False  # someone moved it meanwhile; its timers are looked at again next round
+
     def fire_due_timers(self, limit: int = 100) -> int:
         """Run the timers that are due; returns how many instances moved."""
+        return sum(self.fire_timers(i) for i in self.due_timers(limit))
+
+    def tasks_to_warn(self, lead: timedelta, limit: int = 100) -> list[str]:
+        """Waiting tasks due within `lead` whose people were not warned yet."""
         now = utcnow()
         with self.store.read() as session:
-            due = session.scalars(
-                select(Instance.id)
-                .where(Instance.next_timer_at <= now, Instance.status == "running")
-                .order_by(Instance.next_timer_at)
-                .limit(limit)
-            ).all()
-        fired = 0
-        for instance_id in due:
-            try:
-                with self.store.write() as session:
-                    instance = session.get(Instance, instance_id)
-                    if (
-                        instance is None
-                        or instance.status != "running"
-                        or not (instance.next_timer_at and instance.next_timer_at <= utcnow())
-                    ):
-                        continue
-                    step = self._step(session, instance, SYSTEM_ACTOR, utcnow())
-                    step.run(step.load(), BpmnWorkflow.refresh_timers)
-                    fired += 1
-            except Conflict:
-                continue  # someone moved it meanwhile; its timers are looked at again next round
-        return fired
+            return list(
+                session.scalars(
+                    select(Task.id)
+                    .join(Instance, Instance.id == Task.instance_id)
+                    .where(
+                        Task.state == "ready",
+                        Task.warned_at.is_(None),
+                        Task.due_at > now,
+                        Task.due_at <= now + lead,
+                        Instance.status == "running",
+                    )
+                    .order_by(Task.due_at)
+                    .limit(limit)
+                )
+            )
+
+    def warn(self, task_id: str) -> bool:
+        """Warn the people of one task that its deadline is near, once."""
+        now = utcnow()
+        with self.store.write() as session:
+            # Only the process that marks the task warns: no second warning from another.
+            marked = session.execute(
+                update(Task)
+                .where(Task.id == task_id, Task.warned_at.is_(None), Task.state == "ready")
+                .values(warned_at=now)
+            )
+            if marked.rowcount != 1:  # type: ignore[attr-defined]
+                return False
+            self._warn(session, session.get_one(Task, task_id), now)
+            return True
 
     def warn_deadlines(self, lead: timedelta, limit: int = 100) -> int:
         """Warn about the waiting tasks due within `lead`; returns how many were warned."""
-        now = utcnow()
-        with self.store.read() as session:
-            soon = session.scalars(
-                select(Task.id)
-                .join(Instance, Instance.id == Task.instance_id)
-                .where(
-                    Task.state == "ready",
-                    Task.warned_at.is_(None),
-                    Task.due_at > now,
-                    Task.due_at <= now + lead,
-                    Instance.status == "running",
-                )
-                .order_by(Task.due_at)
-                .limit(limit)
-            ).all()
-        warned = 0
-        for task_id in soon:
-            with self.store.write() as session:
-                # Only the process that marks the task warns: no second warning from another.
-                marked = session.execute(
-                    update(Task)
-                    .where(Task.id == task_id, Task.warned_at.is_(None), Task.state == "ready")
-                    .values(warned_at=now)
-                )
-                if marked.rowcount != 1:  # type: ignore[attr-defined]
-                    continue
-                task = session.get_one(Task, task_id)
-                self._warn(session, task, now)
-                warned += 1
-        return warned
+        return sum(self.warn(task_id) for task_id in self.tasks_to_warn(lead, limit))
 
     def _warn(self, session: Session, task: Task, now: datetime) -> None:
         instance = task.instance

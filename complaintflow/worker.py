@@ -1,0 +1,69 @@
+"""The scaled mode's workers: Celery tasks that do one item of background work each, with the
+same functions `serve` calls in the embedded mode.
+
+The database is the source of truth: a task carries only an id, and its function re-reads and
+re-checks everything in its own transaction, doing nothing when the work was done meanwhile.
+So a task delivered twice (a worker killed before acknowledging it: `acks_late`) or lost (a
+broker outage: the scheduler finds the work again) delays work and never doubles or loses it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import cache
+
+from celery import Celery
+from celery.signals import worker_process_init
+
+from . import dispatch, outbox
+from .config import Settings
+from .services import Services
+
+celery = Celery("complaintflow")
+celery.conf.update(
+    task_acks_late=True,  # acknowledged when done: a killed worker's task goes to another
+    task_reject_on_worker_lost=True,
+    worker_prefetch_multiplier=1,
+    task_ignore_result=True,
+    task_serializer="json",
+    accept_content=["json"],
+    broker_connection_retry_on_startup=True,
+    worker_hijack_root_logger=False,
+    # Redis hands an unacknowledged task to another worker after this long.
+    broker_transport_options={"visibility_timeout": 300},
+)
+
+
+@cache
+def services() -> Services:
+    settings = Settings.from_env()
+    return Services.build(settings)
+
+
+def configure(settings: Settings) -> Celery:
+    celery.conf.broker_url = settings.broker_url
+    return celery
+
+
+@worker_process_init.connect
+def _fresh_connections(**_: object) -> None:
+    """A forked worker process must not share the parent's database connections."""
+    services().store.engine.dispose(close=False)
+
+
+@celery.task(name="complaintflow.fire_timers")
+def fire_timers(instance_id: int) -> None:
+    services().engine.fire_timers(instance_id)
+
+
+@celery.task(name="complaintflow.deliver")
+def deliver(message_id: int, leased_until: str) -> None:
+    store = services().store
+    message = outbox.taken(store, message_id, datetime.fromisoformat(leased_until))
+    if message is not None:
+        dispatch.deliver(store, message)
+
+
+@celery.task(name="complaintflow.warn")
+def warn(task_id: str) -> None:
+    services().engine.warn(task_id)
