@@ -97,7 +97,7 @@ class Contact:
         problems: dict[str, list[Problem]] = {}
         email = (self.email or "").strip() or None
         phone = (self.phone or "").strip() or None
-        if email and not _EMAIL.match(email):
+        if email and (len(email) > 200 or not _EMAIL.match(email)):
             problems["email"] = [(N_("Give an email address such as name@example.com."), {})]
         if phone and not _PHONE.match(phone):
             problems["phone"] = [(N_("Give a phone number: digits, spaces, + ( ) -."), {})]

@@ -46,7 +46,9 @@ class Integrations:
 
     def secrets_of(self, source: str) -> list[str]:
         """Every secret a call from `source` may be signed with (none: an unknown source)."""
-        found = list(self.store.settings.webhook_secrets.get(source, []))
+        source = source.lower()  # names are kept lower-case
+        configured = self.store.settings.webhook_secrets
+        found = [s for name, listed in configured.items() if name.lower() == source for s in listed]
         with self.store.read() as session:
             row = session.get(WebhookSource, source)
             if row is not None:
@@ -145,6 +147,8 @@ class Integrations:
     ) -> None:
         with self.store.write() as session:
             row = _subscription(session, subscription_id)
+            if row.deleted_at is not None:
+                raise Conflict(f"webhook subscription {subscription_id} was deleted")
             changed: dict[str, Any] = {}
             if types is not None:
                 row.events = {"types": _checked(row.url, types)[1]}
@@ -165,8 +169,9 @@ class Integrations:
         """Stop for good: pending deliveries are discarded, the delivery log stays."""
         with self.store.write() as session:
             row = _subscription(session, subscription_id)
-            row.active = False
-            row.events = {"types": []}
+            if row.deleted_at is not None:
+                raise Conflict(f"webhook subscription {subscription_id} was deleted already")
+            row.active, row.deleted_at = False, utcnow()
             session.execute(
                 update(OutboxMessage)
                 .where(
@@ -197,7 +202,9 @@ def _checked(url: str, types: list[str]) -> tuple[str, list[str]]:
     problems: dict[str, list[tuple[str, dict[str, Any]]]] = {}
     url = url.strip()
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    if len(url) > 500:
+        problems["url"] = [(N_("At most %(limit)s characters."), {"limit": 500})]
+    elif parts.scheme not in ("http", "https") or not parts.netloc:
         problems["url"] = [(N_("Give an http:// or https:// address."), {})]
     unknown = sorted(set(types) - set(WEBHOOK_EVENT_TYPES))
     if unknown or not types:

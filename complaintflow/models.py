@@ -366,6 +366,8 @@ class WebhookSubscription(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_by: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Deleted for good (kept for its delivery log): never active again, nothing retried.
+    deleted_at: Mapped[datetime | None] = mapped_column()
 
 
 class WebhookSource(Base):

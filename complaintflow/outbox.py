@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from . import audit
@@ -74,7 +74,6 @@ class Claimed:
     payload: dict[str, Any]
     attempts: int
     secret: str | None  # a webhook's signing secret, read at delivery: rotations apply
-    leased_until: datetime  # whoever took it last: an older taker finds this changed
 
 
 def claim(store: Store, limit: int = 50) -> list[Claimed]:
@@ -93,20 +92,22 @@ def claim(store: Store, limit: int = 50) -> list[Claimed]:
         rows = list(session.scalars(query))
         for row in rows:
             row.next_attempt_at = until
-        return _claimed(session, rows, until)
+        return _claimed(session, rows)
 
 
-def taken(store: Store, message_id: int, leased_until: datetime) -> Claimed | None:
-    """A message leased by `claim` and handed to a worker, unless it was settled, or leased
-    again (its lease ran out and it was handed to someone else) meanwhile."""
+def due_count(store: Store, limit: int = 1000) -> int:
+    """How many messages are due now (counted up to `limit`)."""
     with store.read() as session:
-        row = session.get(OutboxMessage, message_id)
-        if row is None or row.status != "pending" or row.next_attempt_at != leased_until:
-            return None
-        return _claimed(session, [row], leased_until)[0]
+        due = (
+            select(OutboxMessage.id)
+            .where(OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= utcnow())
+            .limit(limit)
+            .subquery()
+        )
+        return int(session.scalar(select(func.count()).select_from(due)) or 0)
 
 
-def _claimed(session: Session, rows: list[OutboxMessage], until: datetime) -> list[Claimed]:
+def _claimed(session: Session, rows: list[OutboxMessage]) -> list[Claimed]:
     wanted = {r.subscription_id for r in rows if r.subscription_id is not None}
     secrets = (
         {
@@ -130,7 +131,6 @@ def _claimed(session: Session, rows: list[OutboxMessage], until: datetime) -> li
             dict(r.payload),
             r.attempts,
             secrets.get(r.subscription_id) if r.subscription_id else None,
-            until,
         )
         for r in rows
     ]
@@ -183,6 +183,13 @@ def _admin_act(
             raise Conflict(
                 f"message {message_id} is {message.status}; {action} needs {' or '.join(allowed)}"
             )
+        subscription = (
+            session.get(WebhookSubscription, message.subscription_id)
+            if message.subscription_id
+            else None
+        )
+        if action == "outbox.retried" and subscription and subscription.deleted_at:
+            raise Conflict(f"message {message_id} is for a deleted webhook subscription")
         for name, value in values.items():
             setattr(message, name, value)
         audit.record(

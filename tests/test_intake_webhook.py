@@ -194,6 +194,7 @@ def test_secrets_kept_here_rotate_with_two_valid_at_once(make_app: Callable[...,
     client, integrations = app.test_client(), services(app).integrations
     first = integrations.add_source("kiosk", "admin")
     assert post(client, _intake(app), source="kiosk", secret=first).status_code == 201
+    assert post(client, _intake(app), source="Kiosk", secret=first).status_code == 201
     second = integrations.rotate_source("kiosk", "admin")
     assert post(client, _intake(app), source="kiosk", secret=first).status_code == 201
     assert post(client, _intake(app), source="kiosk", secret=second).status_code == 201

@@ -98,6 +98,10 @@ def test_a_deleted_subscription_drops_what_is_still_waiting(
     assert system.calls == []
     log = api.get(f"/webhooks/subscriptions/{made['id']}/deliveries", "admin").get_json()
     assert [d["status"] for d in log["deliveries"]] == ["discarded"]
+    again = api.call("PATCH", f"/webhooks/subscriptions/{made['id']}", "admin", {"active": True})
+    assert again.status_code == 409  # deleted is for good
+    retried = api.post(f"/outbox/{log['deliveries'][0]['id']}/retry", "admin", {"reason": "x"})
+    assert retried.status_code == 409
     with services(app).store.read() as session:
         acts = session.scalars(select(AuditEntry.action).where(AuditEntry.action.like("webhook_%")))
         assert list(acts) == ["webhook_subscription.created", "webhook_subscription.deleted"]

@@ -27,6 +27,7 @@ def subscription_summary(row: WebhookSubscription) -> dict[str, Any]:
         "url": row.url,
         "types": row.events.get("types", []),
         "active": row.active,
+        "deleted_at": row.deleted_at.isoformat() if row.deleted_at else None,
         "created_by": row.created_by,
         "created_at": row.created_at.isoformat(),
     }

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session, defer
 
 from ..errors import NotFound
@@ -16,10 +16,12 @@ from ..models import (
     Event,
     Instance,
     Notification,
+    OutboxMessage,
     Procedure,
     ProcedureVersion,
     Role,
     Task,
+    User,
 )
 from .core import Engine
 
@@ -350,3 +352,104 @@ def alerts(
         query = query.where(Notification.role.in_(roles))
     query = query.order_by(Notification.created_at.desc()).limit(limit)
     return [(note, number) for note, number in session.execute(query)]
+
+
+def _addressed_to(username: str, roles: frozenset[str] | None) -> Any:
+    """Notifications for a member of staff: to their roles (every role when None), and to them."""
+    to_roles = Notification.audience == "role"
+    if roles is not None:
+        to_roles = and_(to_roles, Notification.role.in_(roles))
+    to_them = and_(Notification.audience == "person", Notification.username == username)
+    return or_(to_roles, to_them)
+
+
+@dataclass(frozen=True)
+class NotificationRow:
+    note: Notification
+    number: str | None
+    version: ProcedureVersion  # of the complaint, to name the step as its diagram does
+
+
+def notifications_for(
+    session: Session, username: str, roles: frozenset[str] | None, limit: int = 100
+) -> list[NotificationRow]:
+    """The newest notifications for a member of staff (see `_addressed_to`), newest first."""
+    query = (
+        select(Notification, ComplaintRecord.number, ProcedureVersion)
+        .join(Instance, Instance.id == Notification.instance_id)
+        .join(ProcedureVersion, ProcedureVersion.id == Instance.version_id)
+        .outerjoin(ComplaintRecord, ComplaintRecord.instance_id == Notification.instance_id)
+        .where(_addressed_to(username, roles))
+        .order_by(Notification.created_at.desc(), Notification.id.desc())
+        .limit(limit)
+    )
+    return [NotificationRow(n, number, v) for n, number, v in session.execute(query)]
+
+
+def unseen_notifications(session: Session, username: str, roles: frozenset[str] | None) -> int:
+    """How many notifications came for a member of staff since they last opened the page (since
+    their account was made, if never): one statement, for the badge on every page. The two
+    counts are apart so that each reads its own index (role or username, then created_at)."""
+    seen = (
+        select(func.coalesce(User.notifications_seen_at, User.created_at))
+        .where(User.username == username)
+        .scalar_subquery()
+    )
+
+    def count(*conditions: Any) -> Any:
+        return (
+            select(func.count())
+            .select_from(Notification)
+            .where(*conditions, Notification.created_at > seen)
+            .scalar_subquery()
+        )
+
+    to_roles = [Notification.audience == "role"]
+    if roles is not None:
+        to_roles.append(Notification.role.in_(roles))
+    to_them = (Notification.audience == "person", Notification.username == username)
+    return int(session.scalar(select(count(*to_roles) + count(*to_them))) or 0)
+
+
+def mark_notifications_seen(session: Session, username: str, now: datetime) -> datetime:
+    """Move the reader's bookmark to `now` (in the caller's write transaction); returns where it
+    was, so that the page can mark what is new to them. The one write here: a bookmark, not
+    the state of anything."""
+    user = session.scalars(select(User).where(User.username == username)).first()
+    if user is None:
+        raise NotFound(f"there is no user called {username}")
+    before = user.notifications_seen_at or user.created_at
+    user.notifications_seen_at = now
+    return before
+
+
+def outbox_counts(session: Session, subscription_id: int | None = None) -> dict[str, int]:
+    """Outbox messages per status (pending, sent, dead, discarded), of one subscription or all."""
+    query = select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)
+    if subscription_id is not None:
+        query = query.where(OutboxMessage.subscription_id == subscription_id)
+    return {status: count for status, count in session.execute(query)}
+
+
+def dead_deliveries(session: Session) -> dict[int, int]:
+    """Dead webhook deliveries per subscription: what an admin should look at."""
+    query = (
+        select(OutboxMessage.subscription_id, func.count())
+        .where(OutboxMessage.status == "dead", OutboxMessage.subscription_id.is_not(None))
+        .group_by(OutboxMessage.subscription_id)
+    )
+    return {
+        subscription: count
+        for subscription, count in session.execute(query)
+        if subscription is not None
+    }
+
+
+def complaint_numbers(session: Session, instance_ids: set[int]) -> dict[int, str]:
+    """The record numbers of these complaints (those that have one)."""
+    if not instance_ids:
+        return {}
+    query = select(ComplaintRecord.instance_id, ComplaintRecord.number).where(
+        ComplaintRecord.instance_id.in_(instance_ids)
+    )
+    return {instance_id: number for instance_id, number in session.execute(query)}

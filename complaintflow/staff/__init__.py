@@ -1,5 +1,5 @@
 """The staff desk: sign in, the inbox of one's roles, a task's page with its form, recording a
-complaint, and a complaint's page with its timeline."""
+complaint, a complaint's page with its timeline, and one's notifications."""
 
 from __future__ import annotations
 
@@ -7,4 +7,4 @@ from flask import Blueprint
 
 bp = Blueprint("staff", __name__, template_folder="templates")
 
-from . import views  # noqa: E402,F401  (routes register on bp)
+from . import notifications, views  # noqa: E402,F401  (routes register on bp)

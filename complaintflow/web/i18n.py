@@ -88,8 +88,17 @@ def instructions(form: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def status_name(status: str) -> str:
-    """An instance's, a record's or a verdict's status in words."""
+    """An instance's, a record's, a verdict's or a procedure version's status in words."""
+    from flask_babel import pgettext
+
+    # A version's status shares its English with the document-control headings ("Reviewed",
+    # "Approved": 審核, 批准, who signed); as a status it reads 已審核, 已批准: hence a context.
     names = {
+        "draft": pgettext("version status", "Draft"),
+        "reviewed": pgettext("version status", "Reviewed"),
+        "approved": pgettext("version status", "Approved"),
+        "rejected": pgettext("version status", "Rejected"),
+        "withdrawn": pgettext("version status", "Withdrawn"),
         "running": _("Being handled"),
         "completed": _("Closed"),
         "cancelled": _("Cancelled"),
@@ -103,6 +112,28 @@ def status_name(status: str) -> str:
         "not_applicable": _("Not applicable"),
     }
     return names.get(status, status)
+
+
+def event_name(event: str) -> str:
+    """A notification's or a webhook's event in words (the code itself when unknown)."""
+    names = {
+        # Notices to people (complaintflow/notices.py, workers/notify.py).
+        "complaint.new": _("New complaint"),
+        "complaint.urgent": _("Urgent complaint"),
+        "complaint.major": _("Major complaint"),
+        "deadline.missed": _("A deadline passed"),
+        "deadline.approaching": _("A deadline is near"),
+        "complaint.in_progress": _("Complainant told: being handled"),
+        "complaint.result": _("Complainant told: handled"),
+        # Events other systems subscribe to (notices.WEBHOOK_EVENT_TYPES).
+        "complaint.created": _("Complaint received"),
+        "task.ready": _("A step is waiting"),
+        "complaint.escalated": _("Complaint escalated"),
+        "complaint.closed": _("Complaint closed"),
+        "complaint.cancelled": _("Complaint cancelled"),
+        "complaint.stopped": _("Complaint stopped by an error"),
+    }
+    return names.get(event, event)
 
 
 def code_name(diagram: Any, value: str | None) -> str:
