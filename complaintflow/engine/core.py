@@ -32,7 +32,7 @@ from ..sla import SlaTable
 from .admin import AdminActs, MigrationActs
 from .deadlines import DeadlineActs
 from .history import Draft
-from .runtime import StateCodec
+from .runtime import StateCodec, WorkflowCache
 from .steps import Step, write_instance
 from .versions import VersionActs
 
@@ -87,6 +87,7 @@ class Engine(AdminActs, DeadlineActs, MigrationActs, VersionActs):
         self.sla = sla
         self.handlers = handlers
         self.codec = StateCodec()
+        self.workflows = WorkflowCache()
         self._diagrams: dict[int, CompiledDiagram] = {}
         self._diagrams_lock = threading.Lock()
 
@@ -122,6 +123,7 @@ class Engine(AdminActs, DeadlineActs, MigrationActs, VersionActs):
             now,
             self.store.settings,
             self.subscribers,
+            self.workflows,
         )
 
     def start(

@@ -7,6 +7,8 @@ once per process), so loading a complaint is restoring its task tree against a s
 from __future__ import annotations
 
 import json
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 from uuid import UUID
@@ -63,6 +65,33 @@ class _SpeclessConverter(BpmnWorkflowConverter):
         return workflow
 
 
+class WorkflowCache:
+    """Restored workflows kept in memory between steps, by instance and row version: the next
+    step of a complaint this process just moved does not restore its state again.
+
+    A step takes its workflow out (`take`) and changes it; only once the step has committed is
+    the changed workflow put back under the new row version. A step that fails leaves nothing
+    here, and a row moved on by another process no longer matches its version: restored then.
+    """
+
+    def __init__(self, size: int = 256) -> None:
+        self._size = size
+        self._kept: OrderedDict[int, tuple[int, BpmnWorkflow]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def take(self, instance_id: int, version: int) -> BpmnWorkflow | None:
+        with self._lock:
+            kept = self._kept.pop(instance_id, None)
+        return kept[1] if kept is not None and kept[0] == version else None
+
+    def put(self, instance_id: int, version: int, workflow: BpmnWorkflow) -> None:
+        with self._lock:
+            self._kept[instance_id] = (version, workflow)
+            self._kept.move_to_end(instance_id)
+            while len(self._kept) > self._size:
+                self._kept.popitem(last=False)
+
+
 class StateCodec:
     """Instance state <-> JSON text, in SpiffWorkflow's own format (without the spec)."""
 
@@ -89,8 +118,12 @@ class StateCodec:
 
     def loads(self, text: str, diagram: CompiledDiagram, call: ServiceCall) -> BpmnWorkflow:
         workflow = self._converter.from_dict(json.loads(text), diagram)
+        return self.bind(workflow, call)
+
+    @staticmethod
+    def bind(workflow: BpmnWorkflow, call: ServiceCall) -> BpmnWorkflow:
         # The script engine is not part of the state: without this, a restored workflow would
-        # evaluate with SpiffWorkflow's unrestricted default.
+        # evaluate with SpiffWorkflow's unrestricted default. Its service calls go to this step.
         workflow.script_engine = ScriptEngine(call)
         return workflow
 

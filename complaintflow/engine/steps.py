@@ -12,11 +12,12 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, cast
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import Table, insert, update
+from sqlalchemy import Table, Update, bindparam, event, insert, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -31,9 +32,19 @@ from ..handlers import HandlerContext, HandlerRegistry
 from ..models import Attachment, Event, Instance, Task
 from ..notices import WEBHOOK_EVENTS, Occasion, Subscribers
 from .history import Draft, StepTrace, diff, due_at, next_timer_at, snapshot
-from .runtime import StateCodec
+from .runtime import StateCodec, WorkflowCache
 
 INSTANCES, TASKS, EVENTS = (cast(Table, m.__table__) for m in (Instance, Task, Event))
+# Built once: constructing a statement costs more than running it on the hot path.
+_FINISH_TASK = (
+    update(TASKS)
+    .where(TASKS.c.id == bindparam("task_id"), TASKS.c.state == "ready")
+    .values(
+        state=bindparam("state"),
+        completed_at=bindparam("completed_at"),
+        completed_by=bindparam("completed_by"),
+    )
+)
 
 
 @dataclass
@@ -48,6 +59,7 @@ class Step:
 
     settings: Settings
     subscribers: Subscribers
+    workflows: WorkflowCache
     cancelling: bool = False
     move_to: int | None = None  # the version a migration moves the instance to
 
@@ -125,6 +137,9 @@ class Step:
     # -- running ------------------------------------------------------------------------
 
     def load(self) -> BpmnWorkflow:
+        kept = self.workflows.take(self.instance.id, self.instance.lock_version)
+        if kept is not None:
+            return self.codec.bind(kept, self.call)
         return self.codec.loads(self.instance.state, self.diagram, self.call)
 
     def new_workflow(self) -> BpmnWorkflow:
@@ -168,6 +183,16 @@ class Step:
         write_instance(self.session, instance, self.expected_version, changes.events, values)
         self._sync_tasks(changes.ready, changes.finished)
         self._publish(changes.events)
+        if status == "running" and self.move_to is None:
+            self._keep_after_commit(workflow, instance.lock_version)
+
+    def _keep_after_commit(self, workflow: BpmnWorkflow, version: int) -> None:
+        instance_id = self.instance.id
+
+        def keep(_: Session) -> None:
+            self.workflows.put(instance_id, version, workflow)
+
+        event.listen(self.session, "after_commit", keep, once=True)
 
     def _publish(self, events: list[Draft]) -> None:
         """Other systems' subscriptions hear of what this step did, with the step."""
@@ -222,16 +247,34 @@ class Step:
                     for task in ready
                 ],
             )
-        for task_id, state in finished.items():
+        if finished:
             self.session.execute(
-                update(TASKS)
-                .where(TASKS.c.id == task_id, TASKS.c.state == "ready")
-                .values(
-                    state=state,
-                    completed_at=self.now,
-                    completed_by=self.actor if state == "completed" else None,
-                )
+                _FINISH_TASK,
+                [
+                    {
+                        "task_id": task_id,
+                        "state": state,
+                        "completed_at": self.now,
+                        "completed_by": self.actor if state == "completed" else None,
+                    }
+                    for task_id, state in finished.items()
+                ],
             )
+
+
+@lru_cache(maxsize=64)
+def _update_instance(columns: tuple[str, ...]) -> Update:
+    """The version-checked UPDATE of an instance row setting `columns`, built once per set."""
+    return (
+        update(INSTANCES)
+        .where(INSTANCES.c.id == bindparam("row_id"))
+        .where(INSTANCES.c.lock_version == bindparam("expected"))
+        .values({name: bindparam(f"new_{name}") for name in columns})
+    )
+
+
+def _prefixed(values: dict[str, Any]) -> dict[str, Any]:
+    return {f"new_{name}": value for name, value in values.items()}
 
 
 def write_instance(
@@ -275,9 +318,8 @@ def write_instance(
         head = digest
     values = {**values, "head_seq": seq, "head_hash": head, "lock_version": expected_version + 1}
     result = session.execute(
-        update(INSTANCES)
-        .where(INSTANCES.c.id == instance.id, INSTANCES.c.lock_version == expected_version)
-        .values(**values)
+        _update_instance(tuple(values)),
+        {"row_id": instance.id, "expected": expected_version, **_prefixed(values)},
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
         raise StaleInstance(
