@@ -199,6 +199,30 @@ def _services(home: Path, url: str) -> Iterator[Services]:
         svc.store.dispose()
 
 
+# What a closed complaint keeps in PostgreSQL, row sizes as stored (pg_column_size of the whole
+# row: TOAST-compressed where PostgreSQL compresses): the instance with its state, its history,
+# its record and its inbox rows.
+_BYTES = """
+SELECT avg(pg_column_size(i.*)), avg(coalesce(e.bytes, 0)), avg(coalesce(pg_column_size(r.*), 0)),
+       avg(coalesce(t.bytes, 0)), avg(coalesce(e.n, 0))
+FROM instances i
+JOIN procedure_versions v ON v.id = i.version_id
+LEFT JOIN (SELECT instance_id, sum(pg_column_size(events.*)) AS bytes, count(*) AS n
+           FROM events GROUP BY instance_id) e ON e.instance_id = i.id
+LEFT JOIN complaint_records r ON r.instance_id = i.id
+LEFT JOIN (SELECT instance_id, sum(pg_column_size(tasks.*)) AS bytes FROM tasks
+           GROUP BY instance_id) t ON t.instance_id = i.id
+WHERE i.status = 'completed' AND v.procedure_key = %s
+"""
+
+
+def stored_bytes(svc: Services, key: str) -> tuple[float, ...]:
+    """Mean bytes per closed complaint: instance row, history, record, inbox rows; events."""
+    with svc.store.engine.connect() as conn:
+        row = conn.exec_driver_sql(_BYTES, (key,)).one()
+    return tuple(float(x or 0) for x in row)
+
+
 def _ms(samples: list[float], q: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
@@ -209,12 +233,15 @@ def main() -> None:
     parser.add_argument("--instances", type=int, default=200, help="instances per workload")
     args = parser.parse_args()
     results: dict[str, dict[str, list[float]]] = {w.name: {} for w in WORKLOADS}
+    sizes: dict[str, tuple[float, ...]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for backend, make in (("sqlite", sqlite_services), ("postgresql", postgres_services)):
             with make(Path(tmp) / backend) as svc:
                 for workload in WORKLOADS:
                     layered(svc, workload, max(10, args.instances // 10))  # warm up
                     results[workload.name][backend] = layered(svc, workload, args.instances)
+                    if backend == "postgresql":
+                        sizes[workload.name] = stored_bytes(svc, workload.key)
     for workload in WORKLOADS:
         bare(workload, max(10, args.instances // 10))  # warm up
         results[workload.name]["bare"] = bare(workload, args.instances)
@@ -233,6 +260,13 @@ def main() -> None:
         print(
             f"{name:<10} {cells[0]:>14} {cells[1]:>16} {cells[2]:>7} {cells[3]:>16} {cells[4]:>7}"
         )
+    print("\nbytes per closed complaint in PostgreSQL (happy path; row sizes as stored)")
+    columns = ("instance", "history", "record", "inbox", "total")
+    print(f"{'workload':<10} " + " ".join(f"{c:>9}" for c in columns) + "  events")
+    for name, (instance, history, record, inbox, events) in sizes.items():
+        total = instance + history + record + inbox
+        cells = (instance, history, record, inbox, total)
+        print(f"{name:<10} " + " ".join(f"{c:9.0f}" for c in cells) + f"  {events:6.1f}")
 
 
 if __name__ == "__main__":

@@ -168,7 +168,7 @@ class Step:
             changes.events.append(Draft(self.now, self.actor, action, data=data))
         fired = sum(1 for event in changes.events if event.action == "timer.fired")
         values: dict[str, Any] = {
-            "state": self.codec.dumps(workflow),
+            "state": self.codec.dumps(workflow, closed=status in ("completed", "cancelled")),
             "serializer_version": self.codec.VERSION,
             "status": status,
             "error": self.trace.error if status == "error" else None,
