@@ -38,8 +38,8 @@ run: install modeler-if-npm
 	$(BIN)/complaintflow init --demo-users
 	$(BIN)/complaintflow serve --host $(HOST) --port $(PORT)
 
-# PostgreSQL, Chromium, a Chinese font and npm for the tests and the benchmark: installed from
-# Debian when missing, PostgreSQL started when stopped; fails loudly when that cannot be done.
+# PostgreSQL, Redis, Chromium, a Chinese font and npm for the tests and the benchmark: installed from
+# Debian when missing, PostgreSQL and Redis started when stopped; fails loudly when that cannot be done.
 test-env:
 	scripts/ensure-test-env
 

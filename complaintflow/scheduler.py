@@ -1,36 +1,60 @@
 """The scaled mode's scheduler: the one process that finds due work — timers, outbox messages,
-deadline warnings — and hands each item to the Celery workers (complaintflow.worker).
+deadline warnings — and hands it to the Celery workers (complaintflow.worker).
 
-It keeps no state that matters: outbox messages are leased in the database when handed over, and
-a timer or warning handed over is not handed over again within the lease (the worker re-checks
-anyway). If the broker is down, nothing is handed over and everything is found again later.
+It keeps no state that matters, and hands out no more than the workers are keeping up with:
+when the broker's queue is long it waits, so a backlog does not snowball. A timer or warning is
+handed out by id, and not again within the lease (the worker re-checks anyway); outbox messages
+are not handed out one by one but as a nudge to deliver what is due, so that a message is leased
+when a worker takes it, not while it waits in the queue. If the broker is down, nothing is handed
+out and everything is found again later.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import signal
+import threading
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Hashable
 
 from celery import Task
+from kombu import Connection
 
 from . import outbox
 from .dispatch import batch_size
 from .services import Services
 from .sla import duration
-from .worker import configure, deliver, fire_timers, warn
+from .worker import QUEUE, configure, deliver_due, fire_timers, warn
 
 log = logging.getLogger(__name__)
+
+QUEUE_ROOM = 200  # tasks waiting in the broker beyond which nothing more is handed out
+NUDGES = 8  # at most this many workers are asked at once to deliver the outbox
 
 
 class Scheduler:
     def __init__(self, services: Services) -> None:
         self.services = services
-        configure(services.settings)
+        self.celery = configure(services.settings)
+        self._broker: Connection | None = None
         self._handed: dict[Hashable, float] = {}
         self._lease = services.settings.lease_seconds  # before handing the same again
         self._lead = duration(services.settings.deadline_warning)
         self._warned_at = 0.0
+
+    def queued(self) -> int:
+        """Tasks waiting in the broker for a worker."""
+        if self._broker is None:
+            self._broker = self.celery.connection_for_write()
+        try:
+            # Declared, not only looked up: before any task the queue may not exist yet.
+            declared = self._broker.default_channel.queue_declare(queue=QUEUE)
+        except Exception:
+            self._broker.release()
+            self._broker = None
+            raise
+        return int(declared.message_count)
 
     def _hand(self, task: Task, key: Hashable, *args: object) -> bool:
         now = time.monotonic()
@@ -41,16 +65,20 @@ class Scheduler:
         return True
 
     def round(self) -> int:
-        """Hand over what is due now; returns how many items."""
+        """Hand out what is due now, as far as there is room; returns how many tasks."""
+        room = QUEUE_ROOM - self.queued()
+        if room <= 0:
+            return 0
         engine, store = self.services.engine, self.services.store
         handed = 0
-        for instance_id in engine.due_timers():
+        for instance_id in engine.due_timers(limit=room):
             handed += self._hand(fire_timers, ("timer", instance_id), instance_id)
-        for message in outbox.claim(store, batch_size(store) * 10):
-            deliver.apply_async(args=(message.id, message.leased_until.isoformat()))
+        due = outbox.due_count(store)
+        for _ in range(min(NUDGES, math.ceil(due / batch_size(store)), room)):
+            deliver_due.apply_async()
             handed += 1
         if time.monotonic() - self._warned_at > 5:
-            for task_id in engine.tasks_to_warn(self._lead):
+            for task_id in engine.tasks_to_warn(self._lead, limit=room):
                 handed += self._hand(warn, ("warn", task_id), task_id)
             self._warned_at = time.monotonic()
         self._forget_old()
@@ -60,13 +88,15 @@ class Scheduler:
         cutoff = time.monotonic() - self._lease
         self._handed = {k: t for k, t in self._handed.items() if t > cutoff}
 
-    def run(self, stopping: Callable[[], bool] = lambda: False) -> None:
+    def run(self) -> None:
+        """Round after round until SIGTERM or SIGINT (a container stopping, Ctrl-C)."""
+        stopping = threading.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stopping.set())
         interval = self.services.settings.timer_poll_seconds
-        while not stopping():
+        while not stopping.is_set():
             try:
-                busy = self.round() > 0
+                self.round()
             except Exception:  # the database or the broker is away: try again shortly
                 log.exception("scheduling failed; trying again shortly")
-                busy = False
-            if not busy:
-                time.sleep(interval)
+            stopping.wait(interval)

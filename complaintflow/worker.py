@@ -9,16 +9,17 @@ broker outage: the scheduler finds the work again) delays work and never doubles
 
 from __future__ import annotations
 
-from datetime import datetime
+import time
 from functools import cache
 
 from celery import Celery
 from celery.signals import worker_process_init
 
-from . import dispatch, outbox
+from . import dispatch
 from .config import Settings
 from .services import Services
 
+QUEUE = "celery"  # Celery's default queue, the one the scheduler watches the length of
 celery = Celery("complaintflow")
 celery.conf.update(
     task_acks_late=True,  # acknowledged when done: a killed worker's task goes to another
@@ -56,12 +57,14 @@ def fire_timers(instance_id: int) -> None:
     services().engine.fire_timers(instance_id)
 
 
-@celery.task(name="complaintflow.deliver")
-def deliver(message_id: int, leased_until: str) -> None:
+@celery.task(name="complaintflow.deliver_due")
+def deliver_due() -> None:
+    """Deliver what is due, batch after batch, for at most half a lease; each batch is leased
+    as it is taken, so workers asked at the same time take different messages."""
     store = services().store
-    message = outbox.taken(store, message_id, datetime.fromisoformat(leased_until))
-    if message is not None:
-        dispatch.deliver(store, message)
+    until = time.monotonic() + store.settings.lease_seconds / 2
+    while dispatch.deliver_due(store) and time.monotonic() < until:
+        pass
 
 
 @celery.task(name="complaintflow.warn")

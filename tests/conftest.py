@@ -307,3 +307,15 @@ def smtp() -> Iterator[SmtpServer]:
     server = SmtpServer()
     yield server
     server.close()
+
+
+@pytest.fixture
+def pg_url(templates: _Templates) -> Iterator[str]:
+    """A fresh PostgreSQL database with the bundled diagrams, for what only runs scaled."""
+    template = templates.get("postgresql", BUNDLED)
+    name = f"cf_test_{uuid.uuid4().hex[:12]}"
+    with _pg_admin() as admin:
+        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template.rsplit("/", 1)[1]}"')
+    yield _pg_url(name)
+    with _pg_admin() as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -20,7 +20,7 @@ from ..services import Services
 from . import i18n
 
 csrf = CSRFProtect()
-limiter = Limiter(key_func=get_remote_address, storage_uri="memory://")
+limiter = Limiter(key_func=get_remote_address)
 
 
 class SignedIn(UserMixin):
@@ -45,6 +45,8 @@ def init_web(app: Flask, services: Services) -> None:
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.public_url.startswith("https://"),
         WTF_CSRF_TIME_LIMIT=None,  # a form left open over lunch still submits
+        # Scaled out, every web process counts public intake against the same limits (Redis).
+        RATELIMIT_STORAGE_URI=settings.broker_url if settings.scaled else "memory://",
     )
     Babel(app, locale_selector=i18n.select_locale)
     csrf.init_app(app)
