@@ -20,13 +20,14 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from . import outbox
-from .accounts import Contact
+from .accounts import ADMIN_ROLE, PROCESS_OWNER_ROLE, Contact
 from .app import create_app, services
 from .audit import verify
 from .bootstrap import OPERATOR, initialise
+from .config import Settings
 from .dispatch import deliver_due
 from .errors import ComplaintflowError, InvalidData, InvalidDiagram
-from .models import Role
+from .models import Role, User
 from .naming import LANGUAGES
 
 Command = TypeVar("Command", bound=Callable[..., None])
@@ -75,19 +76,46 @@ def init(demo_users: bool) -> None:
 
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--as", "actor", default=OPERATOR, help="Who prepares it (編制; in the history).")
+@click.option(
+    "--as",
+    "actor",
+    default=None,
+    help="Who prepares it (編制): a process owner or admin; the operator (cli) if not given.",
+)
 @click.option("--dry-run", is_flag=True, help="Check only; store nothing.")
 @with_appcontext
-def deploy(paths: tuple[Path, ...], actor: str, dry_run: bool) -> None:
-    """Check diagrams and store each as a draft of its procedure's next version."""
+def deploy(paths: tuple[Path, ...], actor: str | None, dry_run: bool) -> None:
+    """Check diagrams and store each as a draft of its procedure's next version. The same
+    file as a rejected or withdrawn newest version is submitted again as a new draft."""
+    if actor is not None and not dry_run:  # a dry run needs no database, nor anyone
+        _process_owner(actor)
     for path in paths:
         if dry_run:
             diagram = services().engine.check(path).diagram
             click.echo(f"{path}: valid ({diagram.key}); nothing stored (dry run)")
             continue
-        result = services().engine.deploy(path, actor)
+        result = services().engine.deploy(path, actor or OPERATOR, resubmit=True)
         state = "draft version" if result.created else "unchanged at version"
-        click.echo(f"{result.key}: {state} {result.version} ({result.status})")
+        again = (
+            f"; the same as version {result.resubmits}, submitted again for review"
+            if result.resubmits
+            else ""
+        )
+        click.echo(f"{result.key}: {state} {result.version} ({result.status}){again}")
+
+
+def _process_owner(name: str) -> str:
+    """Who --as names must be able to do it on the web too: an active process owner or admin
+    (a mistyped name would otherwise sign a version in the audit log)."""
+    with services().store.read() as session:
+        user = session.scalars(select(User).where(User.username == name)).first()
+        roles = user.role_keys if user is not None and user.active else frozenset()
+    if not roles & {PROCESS_OWNER_ROLE, ADMIN_ROLE}:
+        raise ComplaintflowError(
+            f"{name} is not an active user holding the role {PROCESS_OWNER_ROLE} (or"
+            f" {ADMIN_ROLE}); name one with --as, or add one with `complaintflow users create`"
+        )
+    return name
 
 
 @main.command()
@@ -195,26 +223,66 @@ def users_contact(username: str, email: str | None, phone: str | None, locale: s
 @click.option("--threads", default=8, show_default=True, type=int)
 @with_appcontext
 def serve(host: str, port: int, threads: int) -> None:
-    """Serve the web app and API, fire due timers and deliver notifications, in this one
-    process."""
+    """Serve the web app and API; without a broker, also fire due timers and deliver
+    notifications, in this one process."""
     from flask import current_app
     from waitress import serve as waitress_serve
 
     from .background import loops
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    running = loops(services())
+    scaled = services().settings.scaled
+    running = [] if scaled else loops(services())
     for loop in running:
         loop.start()
     click.echo(
         f"complaintflow serving on http://{host}:{port} (database: "
-        f"{services().store.engine.url.render_as_string(hide_password=True)})"
+        f"{services().store.engine.url.render_as_string(hide_password=True)}"
+        + ("; background work: `complaintflow scheduler` and workers)" if scaled else ")")
     )
     try:
         waitress_serve(app, host=host, port=port, threads=threads, ident="complaintflow")
     finally:
         for loop in running:
             loop.stop()
+
+
+def _scaled() -> Settings:
+    settings = services().settings
+    if not settings.scaled:
+        raise ComplaintflowError(
+            "set COMPLAINTFLOW_BROKER_URL (e.g. redis://localhost:6379/0) for the scaled mode;"
+            " without it `complaintflow serve` does the background work itself"
+        )
+    if settings.is_sqlite:
+        raise ComplaintflowError(
+            "the scaled mode needs PostgreSQL: set COMPLAINTFLOW_DATABASE_URL=postgresql://…"
+        )
+    return settings
+
+
+@main.command()
+@click.option("--concurrency", default=2, show_default=True, help="Processes in this worker.")
+@with_appcontext
+def worker(concurrency: int) -> None:
+    """Do background work handed out by the scheduler (a Celery worker; scaled mode)."""
+    from .worker import configure
+
+    celery = configure(_scaled())
+    pool = ["--pool=solo"] if concurrency == 1 else [f"--concurrency={concurrency}"]
+    celery.worker_main(["worker", "--loglevel=INFO", "--without-gossip", "--without-mingle", *pool])
+
+
+@main.command()
+@with_appcontext
+def scheduler() -> None:
+    """Find due timers, messages and warnings and hand them to the workers (scaled mode; run
+    one)."""
+    from .scheduler import Scheduler
+
+    _scaled()
+    click.echo("complaintflow scheduler: handing due work to the workers")
+    Scheduler(services()).run()
 
 
 @main.group()
@@ -366,14 +434,37 @@ def versions() -> None:
     """Versions of a procedure and their document control (prepared, reviewed, approved)."""
 
 
+# What --effective takes, and how `versions list` prints times: the site's local time.
+_TIME_FORMATS = [
+    "%Y-%m-%d",
+    "%Y-%m-%d %H:%M",
+    "%Y-%m-%dT%H:%M",
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%dT%H:%M:%S",
+]
+
+
+def _site_zone() -> ZoneInfo:
+    return ZoneInfo(services().settings.timezone)
+
+
 @versions.command("list")
 @click.argument("key")
 @with_appcontext
 def versions_list(key: str) -> None:
-    """One version per line: number, status, prepared, reviewed, approved, in effect from."""
+    """One version per line: number, status, prepared, reviewed, approved, in effect from (in
+    the site's time zone, as --effective takes it)."""
+    zone = _site_zone()
     with services().store.read() as session:
-        for version, running, total in services().engine.versions(session, key):
-            effective = version.effective_from.isoformat() if version.effective_from else "-"
+        rows = services().engine.versions(session, key)
+        if not rows:
+            raise ComplaintflowError(f"there is no procedure '{key}'")
+        for version, running, total in rows:
+            effective = (
+                version.effective_from.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+                if version.effective_from
+                else "-"
+            )
             click.echo(
                 f"v{version.version}\t{version.status}\tprepared by {version.deployed_by}"
                 f"\treviewed by {version.reviewed_by or '-'}"
@@ -391,7 +482,7 @@ def versions_list(key: str) -> None:
 @with_appcontext
 def versions_review(key: str, number: int, actor: str, comment: str, reject: bool) -> None:
     """Review a draft."""
-    services().engine.review(key, number, actor, not reject, comment)
+    services().engine.review(key, number, _process_owner(actor), not reject, comment)
     click.echo(f"{key} v{number} {'rejected' if reject else 'reviewed'} by {actor}")
 
 
@@ -402,9 +493,9 @@ def versions_review(key: str, number: int, actor: str, comment: str, reject: boo
 @click.option("--comment", required=True)
 @click.option(
     "--effective",
-    type=click.DateTime(),
+    type=click.DateTime(_TIME_FORMATS),
     default=None,
-    help="When it takes effect (local time of the site); now if not given.",
+    help="When it takes effect, in the site's time zone: YYYY-MM-DD [HH:MM]; now if not given.",
 )
 @click.option("--reject", is_flag=True, help="Refuse it instead of approving it.")
 @with_appcontext
@@ -412,7 +503,48 @@ def versions_approve(
     key: str, number: int, actor: str, comment: str, effective: datetime | None, reject: bool
 ) -> None:
     """Approve a reviewed version; it takes effect at its date."""
-    zone = ZoneInfo(services().settings.timezone)
-    when = effective.replace(tzinfo=zone) if effective else None
-    services().engine.approve(key, number, actor, not reject, comment, when)
+    when = effective.replace(tzinfo=_site_zone()) if effective else None
+    services().engine.approve(key, number, _process_owner(actor), not reject, comment, when)
     click.echo(f"{key} v{number} {'rejected' if reject else 'approved'} by {actor}")
+
+
+@versions.command("withdraw")
+@click.argument("key")
+@click.argument("number", type=int)
+@click.option("--reason", required=True, help="Why (in the audit log).")
+@click.option("--as", "actor", default=None, help="Who withdraws it; the operator if not given.")
+@with_appcontext
+def versions_withdraw(key: str, number: int, reason: str, actor: str | None) -> None:
+    """Withdraw an approved version before it takes effect; it then never does."""
+    who = _process_owner(actor) if actor is not None else OPERATOR
+    services().engine.withdraw(key, number, who, reason)
+    click.echo(f"{key} v{number} withdrawn by {who}")
+
+
+@instances.command("migrate")
+@click.option("--procedure", "key", required=True, help="The procedure key.")
+@click.option("--to", "to", required=True, type=int, help="The approved version to move to.")
+@click.option(
+    "--instance", "ids", multiple=True, type=int, help="Only this complaint (its id); repeatable."
+)
+@click.option("--reason", required=True, help="Why (in each moved complaint's history).")
+@click.option("--dry-run", is_flag=True, help="Only say which can move and why others cannot.")
+@click.option("--as", "actor", default=None, help="Who moves them; the operator if not given.")
+@with_appcontext
+def instances_migrate(
+    key: str, to: int, ids: tuple[int, ...], reason: str, dry_run: bool, actor: str | None
+) -> None:
+    """Move running complaints (all on older versions, or those given) to a newer approved
+    version, as the web page and the API do; one line per complaint."""
+    who = _process_owner(actor) if actor is not None else OPERATOR
+    moves = services().engine.migrate(key, to, who, reason, list(ids) or None, dry_run)
+    for move in moves:
+        name = move.number or f"#{move.instance_id}"
+        if move.movable:
+            verdict = "can move" if dry_run else "moved"
+            click.echo(f"{name}	v{move.from_version} → v{to}	{verdict}")
+        else:
+            click.echo(f"{name}	v{move.from_version}	refused: {'; '.join(move.reasons)}")
+    movable = sum(m.movable for m in moves)
+    done = "can move (dry run; nothing moved)" if dry_run else "moved"
+    click.echo(f"{movable} of {len(moves)} complaint(s) {done} to version {to}")

@@ -67,6 +67,15 @@ _UNSUPPORTED = {
     " handler (notify.role, notify.complainant)",
     "receiveTask": "nothing here sends the message a receive task waits for: use a user task",
 }
+# A task drawn without a type (the first shape bpmn.io and Camunda Modeler draw): SpiffWorkflow
+# runs it as a manual task, waiting until someone completes it. Here it would wait in no role's
+# inbox (or in a lane's, with no form) and record nothing; passing through it instead would
+# silently skip a step someone drew for a reason. So the drawer says which it is.
+_PLAIN_TASK = (
+    "a task without a type does nothing here: make it a user task (in the lane of the role that"
+    " does it, with its form in the property formJsonSchemaFilename) or a service task (with a"
+    " handler)"
+)
 _WAITS_FOREVER = {
     "messageEventDefinition": "no message reaches a diagram here",
     "signalEventDefinition": "no signal reaches a diagram here",
@@ -92,6 +101,8 @@ def check_support(process: etree._Element) -> Iterator[str]:
         namespace, name = _local(element.tag)
         if namespace == BPMN and name in _UNSUPPORTED:
             yield f"{_where(element)}: {name} is not supported: {_UNSUPPORTED[name]}"
+        if namespace == BPMN and name == "task":
+            yield f"{_where(element)}: {_PLAIN_TASK}"
         if namespace == BPMN and name in _WAITS_FOREVER:
             event = element.getparent()
             kind = _local(event.tag)[1]

@@ -8,8 +8,9 @@ findings that say where (element id, name, line) and how to fix it.
 from __future__ import annotations
 
 import ast
+import difflib
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from .diagrams import (
 )
 from .errors import InvalidDiagram
 from .handlers import HandlerRegistry
+from .sandbox import _BUILTINS as SANDBOX_BUILTINS  # what expressions may call, nothing else
 from .sandbox import RESERVED_NAMES, SandboxError, compile_expression, compile_script
 from .sla import SlaTable
 from .support import check_reachable, check_support
@@ -62,6 +64,12 @@ def check_file(path: Path, handlers: HandlerRegistry, sla: SlaTable) -> Checked:
     except OSError as exc:
         raise InvalidDiagram(str(path), [f"cannot read the file: {exc.strerror}"]) from None
     return check_bundle(content, str(path), handlers, sla, lambda p: read_forms(path, p))
+
+
+def procedure_key_of(content: bytes, source: str) -> str:
+    """The procedure a diagram is for (its executable process's id); InvalidDiagram when the
+    file is no diagram."""
+    return executable_process(parse_xml(content, source), source).get("id", "")
 
 
 def check_bundle(
@@ -119,9 +127,11 @@ def check_process(
     findings += _check_identity(process, key)
     findings += _check_lanes(process)
     findings += _check_forms(process, forms)
-    findings += _check_service_tasks(process, handlers)
+    findings += _check_field_names(process, forms)
+    known = _known_names(process, forms)
+    findings += _check_service_tasks(process, handlers, known)
     findings += _check_gateways(process)
-    findings += _check_expressions(process)
+    findings += _check_expressions(process, known)
     findings += _check_timers(process, key, sla)
     findings += check_support(process)
     findings += check_reachable(process)
@@ -136,7 +146,7 @@ def _check_identity(process: etree._Element, key: str) -> Iterator[str]:
         )
     if not re.match(r"^[A-Z]{1,4}$", process_property(process, "numberPrefix") or ""):
         yield (
-            f"process {key}: add the process property numberPrefix (1–4 capital letters,"
+            f"process {key!r}: add the process property numberPrefix (1–4 capital letters,"
             " e.g. A) that starts its complaint numbers"
         )
 
@@ -175,7 +185,7 @@ def _check_forms(process: etree._Element, forms: dict[str, Any]) -> Iterator[str
 
 def _names_form(task: etree._Element) -> bool:
     return any(
-        prop.get("name") == "formJsonSchemaFilename"
+        prop.get("name") == "formJsonSchemaFilename" and (prop.get("value") or "").strip()
         for prop in task.iterfind(
             "bpmn:extensionElements/spiffworkflow:properties/spiffworkflow:property", NS
         )
@@ -203,7 +213,84 @@ def _form_problems(schema: Any) -> Iterator[str]:
             )
 
 
-def _check_service_tasks(process: etree._Element, handlers: HandlerRegistry) -> Iterator[str]:
+# What a field's value is; the rest of its definition (title, description, x-i18n, length,
+# widget) is words and presentation, which may differ where two steps ask the same question.
+_VALUE_KEYS = ("type", "enum", "const", "format", "items", "properties")
+
+
+def _check_field_names(process: etree._Element, forms: dict[str, Any]) -> Iterator[str]:
+    """All forms of a procedure write into one set of data (bpmn/README.md), so a field name
+    means one thing in the whole procedure. The same question asked at two steps (the bar asks
+    whether the guest is satisfied twice, staff first, then the manager) keeps its name: a
+    name is refused only where two forms give it values of different kinds."""
+    first: dict[str, tuple[str, dict[str, Any]]] = {}
+    for path, element in form_paths(process).items():
+        schema = forms.get(path)
+        if not isinstance(schema, dict) or not isinstance(schema.get("properties"), dict):
+            continue
+        for name, spec in schema["properties"].items():
+            if not isinstance(spec, dict):
+                continue
+            kind = {k: spec[k] for k in _VALUE_KEYS if k in spec}
+            if name not in first:
+                first[name] = (path, kind)
+            elif first[name][1] != kind:
+                yield (
+                    f"{_where(element)}: form '{path}' has the field {name!r}, which form"
+                    f" '{first[name][0]}' defines otherwise; the forms of a procedure share"
+                    " one set of data: rename one of them, or give both the same type and"
+                    " choices"
+                )
+
+
+def _known_names(process: etree._Element, forms: dict[str, Any]) -> frozenset[str]:
+    """The names an expression of this diagram may read: the forms' fields, what scripts and
+    service tasks put into the data, the deadlines, and the sandbox's own functions."""
+    names = set(RESERVED_NAMES) | set(SANDBOX_BUILTINS)
+    for schema in forms.values():
+        if isinstance(schema, dict) and isinstance(schema.get("properties"), dict):
+            names.update(schema["properties"])
+    for operator in process.iterfind(".//spiffworkflow:serviceTaskOperator", NS):
+        names.add(operator.get("resultVariable") or "")
+    for script in process.iterfind(".//bpmn:script", NS):
+        names.update(_assigned(script.text or ""))
+    for tag in ("dataObject", "dataInput", "dataOutput", "inputDataItem", "outputDataItem"):
+        for element in process.iterfind(f".//bpmn:{tag}", NS):
+            names.update(n for n in (element.get("id"), element.get("name")) if n)
+    return frozenset(names - {""})
+
+
+def _assigned(source: str) -> set[str]:
+    try:
+        return _stored(ast.parse(source))
+    except SyntaxError:  # reported by the script's own rule
+        return set()
+
+
+def _stored(tree: ast.AST) -> set[str]:
+    return {
+        n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
+    }
+
+
+def _unknown_names(source: str, known: frozenset[str]) -> list[str]:
+    """Names an expression reads that nothing defines (a comprehension's own names aside)."""
+    try:
+        tree = ast.parse(source.strip(), mode="eval")
+    except SyntaxError:  # reported as not compiling
+        return []
+    read = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    return sorted(read - known - _stored(tree))
+
+
+def _suggest(name: str, known: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, sorted(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _check_service_tasks(
+    process: etree._Element, handlers: HandlerRegistry, known: frozenset[str]
+) -> Iterator[str]:
     for task in process.iterfind(".//bpmn:serviceTask", NS):
         operator = task.find("bpmn:extensionElements/spiffworkflow:serviceTaskOperator", NS)
         if operator is None:
@@ -211,8 +298,8 @@ def _check_service_tasks(process: etree._Element, handlers: HandlerRegistry) -> 
             continue
         handler = handlers.get(operator.get("id", ""))
         if handler is None:
-            known = ", ".join(h.name for h in handlers.all())
-            yield f"{_where(task)}: no handler is called {operator.get('id')!r}; known: {known}"
+            names = ", ".join(h.name for h in handlers.all())
+            yield f"{_where(task)}: no handler is called {operator.get('id')!r}; known: {names}"
             continue
         params = {
             p.get("id", ""): p.get("value", "")
@@ -225,6 +312,28 @@ def _check_service_tasks(process: etree._Element, handlers: HandlerRegistry) -> 
                 compile_expression(source)
             except SandboxError as exc:
                 yield f"{_where(task)}: parameter {name!r} = {source!r} does not compile: {exc}"
+                continue
+            yield from _parameter_names(task, name, source, known)
+
+
+def _parameter_names(
+    task: etree._Element, name: str, source: str, known: frozenset[str]
+) -> Iterator[str]:
+    """A parameter's value is an expression: value="technician" reads a field called
+    technician, which is rarely what was meant."""
+    unknown = _unknown_names(source, known)
+    if unknown and unknown == [source.strip()]:
+        yield (
+            f"{_where(task)}: parameter {name!r} = {source!r} names no field of the forms"
+            f"{_suggest(unknown[0], known)}; to pass the text itself, quote it:"
+            f" value=\"'{source.strip()}'\""
+        )
+    elif unknown:
+        yield (
+            f"{_where(task)}: parameter {name!r} = {source!r} reads"
+            f" {', '.join(map(repr, unknown))}, which no form of this diagram has"
+            f"{_suggest(unknown[0], known)}; quote text, and name fields as their forms do"
+        )
 
 
 def _check_gateways(process: etree._Element) -> Iterator[str]:
@@ -241,7 +350,7 @@ def _check_gateways(process: etree._Element) -> Iterator[str]:
             )
 
 
-def _check_expressions(process: etree._Element) -> Iterator[str]:
+def _check_expressions(process: etree._Element, known: frozenset[str]) -> Iterator[str]:
     for condition in process.iterfind(".//bpmn:conditionExpression", NS):
         flow = condition.getparent()
         try:
@@ -249,6 +358,14 @@ def _check_expressions(process: etree._Element) -> Iterator[str]:
         except SandboxError as exc:
             hint = _foreign_expression_hint(condition.text or "")
             yield f"{_where(flow)}: the condition {condition.text!r} does not compile{hint}: {exc}"
+            continue
+        unknown = _unknown_names(condition.text or "", known)
+        if unknown:
+            yield (
+                f"{_where(flow)}: the condition {condition.text!r} reads"
+                f" {', '.join(map(repr, unknown))}, which no form of this diagram has"
+                f"{_suggest(unknown[0], known)}: name a field of a form, or quote text"
+            )
     for script in process.iterfind(".//bpmn:script", NS):
         try:
             compile_script(script.text or "")
@@ -271,6 +388,19 @@ def timer_name(expression: str) -> str | None:
     ):
         return node.slice.value
     return None
+
+
+def deadlines_read(xml: str) -> set[str]:
+    """The deadline names the timers of a stored diagram read (`sla["name"]`)."""
+    names = set()
+    for definition in parse_xml(xml.encode(), "stored diagram").iterfind(
+        ".//bpmn:timerEventDefinition", NS
+    ):
+        for expr in definition:
+            name = timer_name(expr.text or "") if isinstance(expr.tag, str) else None
+            if name:
+                names.add(name)
+    return names
 
 
 def _check_timers(process: etree._Element, key: str, sla: SlaTable) -> Iterator[str]:

@@ -4,15 +4,22 @@ the environment. Mistakes give one readable line and exit status 1, never a trac
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
-from .conftest import BUNDLED
+from complaintflow.services import Services
+
+from .complaints import Complaint
+from .conftest import BUNDLED, _settings
+from .test_versions import with_photo_step
 
 ROLES = {
     "clerk",
@@ -33,14 +40,18 @@ ROLES = {
 
 
 @pytest.fixture
-def cli(
-    database_url: Callable[[Path], Iterator[str]], tmp_path: Path
-) -> Iterator[Callable[..., subprocess.CompletedProcess[str]]]:
+def database(database_url: Callable[[Path], Iterator[str]]) -> Iterator[str]:
     urls = database_url(BUNDLED)
+    yield next(urls)
+    next(urls, None)
+
+
+@pytest.fixture
+def cli(database: str, tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
     env = {
         **os.environ,
         "COMPLAINTFLOW_HOME": str(tmp_path / "home"),
-        "COMPLAINTFLOW_DATABASE_URL": next(urls),
+        "COMPLAINTFLOW_DATABASE_URL": database,
     }
 
     def run(*args: str, **extra_env: str) -> subprocess.CompletedProcess[str]:
@@ -52,8 +63,15 @@ def cli(
             timeout=60,
         )
 
-    yield run
-    next(urls, None)
+    return run
+
+
+@pytest.fixture
+def staff(database: str, tmp_path: Path) -> Iterator[Services]:
+    """The engine on the command's database, for complaints the staff work on meanwhile."""
+    svc = Services.build(_settings(tmp_path / "staff-home", database, BUNDLED))
+    yield svc
+    svc.store.dispose()
 
 
 def refused(result: subprocess.CompletedProcess[str]) -> str:
@@ -159,3 +177,130 @@ def test_instances_commands_refuse_what_does_not_exist(cli) -> None:
     assert "no complaint instance 999" in refused(
         cli("instances", "cancel", "999", "--reason", "x")
     )
+
+
+def ok(result: subprocess.CompletedProcess[str]) -> list[str]:
+    assert result.returncode == 0, result.stderr
+    return result.stdout.splitlines()
+
+
+def _site_time(days: int) -> datetime:
+    """A minute in the site's zone (Asia/Hong_Kong), some days from now."""
+    return (datetime.now(ZoneInfo("Asia/Hong_Kong")) + timedelta(days=days)).replace(
+        second=0, microsecond=0
+    )
+
+
+def test_sign_offs_name_an_active_process_owner(cli, tmp_path: Path) -> None:
+    path = str(with_photo_step(tmp_path / "b"))
+    expected = (
+        "error: {} is not an active user holding the role process_owner (or admin); name one"
+        " with --as, or add one with `complaintflow users create`"
+    )
+    assert refused(cli("deploy", "--as", "technician", path)) == expected.format("technician")
+    assert refused(cli("deploy", "--as", "procss_owner", path)) == expected.format("procss_owner")
+    assert ok(cli("deploy", "--dry-run", "--as", "anyone", path))  # checks only: stores nothing
+    assert ok(cli("deploy", "--as", "process_owner", path)) == ["facility: draft version 2 (draft)"]
+    review = ("versions", "review", "facility", "2", "--comment", "reads well", "--as")
+    assert refused(cli(*review, "auditor")) == expected.format("auditor")
+    assert ok(cli(*review, "admin")) == ["facility v2 reviewed by admin"]
+    approve = ("versions", "approve", "facility", "2", "--comment", "photos", "--as")
+    assert refused(cli(*approve, "clerk")) == expected.format("clerk")
+    ok(cli("users", "create", "owner_c", "--password", "owner-c-pass", "--role", "process_owner"))
+    assert ok(cli(*approve, "owner_c")) == ["facility v2 approved by owner_c"]
+
+
+def test_effective_dates_in_the_site_time_zone_and_withdrawing_before_them(
+    cli, tmp_path: Path
+) -> None:
+    ok(cli("users", "create", "owner_c", "--password", "owner-c-pass", "--role", "process_owner"))
+    when, day = _site_time(30), _site_time(60).date()
+    for number, (folder, effective) in enumerate(
+        [
+            (with_photo_step(tmp_path / "b"), when.strftime("%Y-%m-%d %H:%M")),  # no seconds
+            (with_photo_step(tmp_path / "c", renamed_measures=True), day.isoformat()),
+        ],
+        start=2,
+    ):
+        ok(cli("deploy", "--as", "process_owner", str(folder)))
+        ok(cli("versions", "review", "facility", str(number), "--as", "admin", "--comment", "ok"))
+        approve = ("versions", "approve", "facility", str(number), "--as", "owner_c")
+        ok(cli(*approve, "--comment", "ok", "--effective", effective))
+    listed = {line.split("\t")[0]: line for line in ok(cli("versions", "list", "facility"))}
+    assert f"\teffective {when:%Y-%m-%d %H:%M}\t" in listed["v2"]
+    assert f"\teffective {day.isoformat()} 00:00\t" in listed["v3"]  # a date: from midnight
+    assert re.search(r"\teffective \d{4}-\d\d-\d\d \d\d:\d\d\t", listed["v1"])
+    assert refused(cli("versions", "list", "nothing")) == "error: there is no procedure 'nothing'"
+    # Until its date, an approved version can be withdrawn; once in effect, not.
+    in_effect = refused(cli("versions", "withdraw", "facility", "1", "--reason", "old"))
+    assert in_effect.startswith("error: version 1 has been in effect since ")
+    withdraw = ("versions", "withdraw", "facility", "3", "--reason", "cameras come later")
+    assert refused(cli(*withdraw, "--as", "clerk")).startswith("error: clerk is not an active")
+    assert ok(cli(*withdraw, "--as", "owner_c")) == ["facility v3 withdrawn by owner_c"]
+    assert ok(cli("versions", "list", "facility"))[0].startswith("v3\twithdrawn\t")
+
+
+def test_a_rejected_file_can_be_deployed_again_as_a_new_draft(cli, tmp_path: Path) -> None:
+    path = str(with_photo_step(tmp_path / "b"))
+    ok(cli("deploy", "--as", "process_owner", path))
+    reject = ("versions", "review", "facility", "2", "--as", "admin", "--reject")
+    assert ok(cli(*reject, "--comment", "not yet")) == ["facility v2 rejected by admin"]
+    assert ok(cli("deploy", "--as", "process_owner", path)) == [
+        "facility: draft version 3 (draft); the same as version 2, submitted again for review"
+    ]
+    assert ok(cli("deploy", "--as", "process_owner", path)) == [
+        "facility: unchanged at version 3 (draft)"
+    ]
+
+
+def test_a_task_without_a_type_is_refused_with_what_to_make_it(cli, tmp_path: Path) -> None:
+    folder = tmp_path / "b"
+    path = with_photo_step(folder)
+    xml = path.read_text(encoding="utf-8")
+    start = xml.index('<bpmn:userTask id="photograph_site"')
+    end = xml.index("</bpmn:userTask>", start) + len("</bpmn:userTask>")
+    plain = (
+        '<bpmn:task id="photograph_site" name="拍照記錄處理後現場">'
+        "<bpmn:incoming>flow_measures_taken</bpmn:incoming>"
+        "<bpmn:outgoing>flow_photographed</bpmn:outgoing></bpmn:task>"
+    )
+    path.write_text(xml[:start] + plain + xml[end:], encoding="utf-8")
+    line = refused(cli("validate", str(path)))
+    assert re.fullmatch(
+        rf"error: {re.escape(str(path))}: photograph_site \(拍照記錄處理後現場\), line \d+: a task"
+        r" without a type does nothing here: make it a user task \(in the lane of the role that"
+        r" does it, with its form in the property formJsonSchemaFilename\) or a service task"
+        r" \(with a handler\)",
+        line,
+    )
+
+
+def test_instances_migrate_moves_what_can_move_and_says_why_not(
+    cli, staff: Services, tmp_path: Path
+) -> None:
+    waiting = Complaint(staff, "facility")  # at the first step
+    past = Complaint(staff, "facility")
+    past.do("contact_complainant", assessment="solvable").do("take_measures")
+    ok(cli("users", "create", "owner_c", "--password", "owner-c-pass", "--role", "process_owner"))
+    renamed = with_photo_step(tmp_path / "b", renamed_measures=True)
+    ok(cli("deploy", "--as", "process_owner", str(renamed)))
+    migrate = ("instances", "migrate", "--procedure", "facility", "--reason", "photos")
+    assert refused(cli(*migrate, "--to", "2")) == (
+        "error: version 2 is draft; complaints move only to an approved version"
+    )
+    ok(cli("versions", "review", "facility", "2", "--as", "admin", "--comment", "ok"))
+    ok(cli("versions", "approve", "facility", "2", "--as", "owner_c", "--comment", "ok"))
+    first, second = waiting.record.number, past.record.number
+    assert ok(cli(*migrate, "--to", "2", "--dry-run")) == [
+        f"{first}\tv1 → v2\tcan move",
+        f"{second}\tv1\trefused: take_measures (立即采取措施處理) was already completed and is"
+        " changed in the new version",
+        "1 of 2 complaint(s) can move (dry run; nothing moved) to version 2",
+    ]
+    assert all(e["action"] != "instance.migrated" for e in waiting.history())
+    moved = cli(*migrate, "--to", "2", "--instance", str(waiting.id), "--as", "owner_c")
+    assert ok(moved) == [f"{first}\tv1 → v2\tmoved", "1 of 1 complaint(s) moved to version 2"]
+    event = next(e for e in waiting.history() if e["action"] == "instance.migrated")
+    assert (event["actor"], event["data"]) == ("owner_c", {"from": 1, "to": 2, "reason": "photos"})
+    assert "photograph_site" in Complaint.existing(staff, waiting.id).diagram.spec.task_specs
+    assert refused(cli(*migrate, "--to", "9")) == "error: procedure 'facility' has no version 9"

@@ -104,7 +104,39 @@ RULES = [
     (
         '<spiffworkflow:property name="numberPrefix" value="T" />',
         "",
-        r"add the process property numberPrefix",
+        # The process id quoted, as in every finding about the process.
+        r"^process 'mechanics': add the process property numberPrefix",
+    ),
+    (
+        'value="forms/check.json"',
+        'value=""',
+        r"check \(主管檢查\), line \d+: name its form with the property formJsonSchemaFilename",
+    ),
+    (
+        "value=\"'boss'\"",
+        'value="boss"',
+        r"escalate_late \(升級\), line \d+: parameter 'role' = 'boss' names no field of the"
+        r" forms; to pass the text itself, quote it: value=\"'boss'\"",
+    ),
+    (
+        'value="name" />',
+        'value="name + suffix" />',
+        r"parameter 'complainant' = 'name \+ suffix' reads 'suffix', which no form of this"
+        r" diagram has",
+    ),
+    (
+        "solved == False<",
+        "resolved == False<",
+        r"f5 \(否\), line \d+: the condition 'resolved == False' reads 'resolved', which no"
+        r" form of this diagram has \(did you mean 'solved'\?\)",
+    ),
+    (
+        '"verdict": {',
+        '"solved": {"type": "string", "maxLength": 5}, "verdict": {',
+        r"check \(主管檢查\), line \d+: form 'forms/check.json' has the field 'solved', which"
+        r" form 'forms/handle.json' defines otherwise; the forms of a procedure share one set"
+        r" of data",
+        "forms/check.json",
     ),
     (
         'words = len(get("note", "").split())',
@@ -138,6 +170,48 @@ def test_each_rule_gives_its_finding(broken: Callable[..., list[str]], rule: tup
     old, new, expected, *file = rule
     findings = broken(old, new, *file)
     assert any(re.search(expected, f) for f in findings), findings
+
+
+def _mechanics_with(tmp_path: Path, *changes: tuple[str, str]) -> Path:
+    folder = tmp_path / "diagram"
+    shutil.copytree(MECHANICS, folder)
+    path = folder / "mechanics.bpmn"
+    text = path.read_text(encoding="utf-8")
+    for old, new in changes:
+        assert old in text, old
+        text = text.replace(old, new)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_a_task_without_a_type_must_become_a_user_or_service_task(tmp_path: Path) -> None:
+    # SpiffWorkflow would run it as a manual task: waiting for someone, with no form.
+    path = _mechanics_with(
+        tmp_path,
+        ('<bpmn:scriptTask id="tally" name="統計">', '<bpmn:task id="tally" name="統計">'),
+        ("</bpmn:scriptTask>", "</bpmn:task>"),
+        ('<bpmn:script>words = len(get("note", "").split())</bpmn:script>', ""),
+    )
+    with pytest.raises(InvalidDiagram) as refused:
+        check_file(path, registry, MECHANICS_SLA)
+    (finding,) = refused.value.findings
+    assert re.fullmatch(
+        r"tally \(統計\), line \d+: a task without a type does nothing here: make it a user task"
+        r" \(in the lane of the role that does it, with its form in the property"
+        r" formJsonSchemaFilename\) or a service task \(with a handler\)",
+        finding,
+    )
+
+
+def test_conditions_and_parameters_may_read_what_scripts_and_handlers_put_into_the_data(
+    tmp_path: Path,
+) -> None:
+    path = _mechanics_with(
+        tmp_path,
+        ("solved == False<", "not solved and (words > 3 or flaky_result or len(sla) > 0)<"),
+        ('value="text" />', 'value="text + str([n for n in range(3)])" />'),
+    )
+    assert check_file(path, registry, MECHANICS_SLA).diagram.key == "mechanics"
 
 
 HOSTILE = {

@@ -3,6 +3,7 @@ keeping their versions, and moving running complaints to a newer one."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from collections.abc import Callable
@@ -14,9 +15,11 @@ from flask import Flask
 from sqlalchemy import select
 
 from complaintflow.app import services
+from complaintflow.engine import queries
 from complaintflow.errors import ComplaintflowError, Conflict, Forbidden, InvalidDiagram
 from complaintflow.models import AuditEntry
 from complaintflow.services import Services
+from complaintflow.sla import SlaTable
 
 from .complaints import Complaint
 from .conftest import BUNDLED, Api
@@ -129,8 +132,6 @@ def test_a_future_effective_date_is_honoured(svc: Services, tmp_path: Path) -> N
     after = Complaint(svc, "facility")
     assert (before.diagram.key, in_effect(svc)) == ("facility", 2)
     with svc.store.read() as session:
-        from complaintflow.engine import queries
-
         assert queries.get_instance(session, before.id).version.version == 1
         assert queries.get_instance(session, after.id).version.version == 2
 
@@ -251,3 +252,161 @@ def test_an_upload_with_problems_lists_them_and_stores_nothing(
     )
     with svc.store.read() as session:
         assert [v.version for v, _, _ in svc.engine.versions(session, "facility")] == [1]
+
+
+CONTACT_FORM = "forms/facility/contact.schema.json"
+
+
+def _signed(svc: Services, number: int, effective: datetime | None = None) -> None:
+    svc.engine.review("facility", number, "bob", True, "ok")
+    svc.engine.approve("facility", number, "carol", True, "ok", effective)
+
+
+def test_the_highest_approved_version_whose_date_has_come_is_in_effect(
+    svc: Services, tmp_path: Path
+) -> None:
+    svc.engine.deploy(with_photo_step(tmp_path / "b"), "ann")
+    svc.engine.deploy(with_photo_step(tmp_path / "c", renamed_measures=True), "ann")
+    svc.engine.deploy(with_photo_step(tmp_path / "d", form=CONTACT_FORM), "ann")
+    svc.engine.review("facility", 3, "bob", True, "ok")
+    _signed(svc, 2, datetime.now(UTC) + timedelta(seconds=1.5))  # scheduled
+    _signed(svc, 4)  # approved later, in effect at once
+    assert in_effect(svc) == 4
+    with pytest.raises(Conflict, match="version 4 is newer and in effect by then, so version 3"):
+        svc.engine.approve("facility", 3, "carol", True, "would never take effect")
+    time.sleep(1.7)  # version 2's date has come: version 4 supersedes it all the same
+    assert in_effect(svc) == 4
+    started = Complaint(svc, "facility")
+    with svc.store.read() as session:
+        assert queries.get_instance(session, started.id).version.version == 4
+
+
+def test_an_approved_version_can_be_withdrawn_until_it_takes_effect(
+    svc: Services, tmp_path: Path
+) -> None:
+    svc.engine.deploy(with_photo_step(tmp_path / "b"), "ann")
+    _signed(svc, 2, datetime.now(UTC) + timedelta(days=1))
+    with pytest.raises(ComplaintflowError, match="give a reason"):
+        svc.engine.withdraw("facility", 2, "dave", " ")
+    with pytest.raises(Conflict, match=r"version 1 has been in effect since .*: approve a newer"):
+        svc.engine.withdraw("facility", 1, "dave", "replace it")
+    svc.engine.withdraw("facility", 2, "dave", "the photo rule waits for new cameras")
+    with svc.store.read() as session:
+        assert svc.engine.version(session, "facility", 2).status == "withdrawn"
+        entry = session.scalars(select(AuditEntry).order_by(AuditEntry.seq.desc())).first()
+        assert entry is not None
+        assert (entry.action, entry.actor, entry.subject, entry.data["reason"]) == (
+            "procedure.withdrawn",
+            "dave",
+            "facility v2",
+            "the photo rule waits for new cameras",
+        )
+    with pytest.raises(Conflict, match="version 2 is withdrawn; only an approved version"):
+        svc.engine.withdraw("facility", 2, "dave", "again")
+    with pytest.raises(Conflict, match="complaints move only to an approved version"):
+        svc.engine.migrate("facility", 2, "ann", "to a withdrawn version")
+    time.sleep(0.1)
+    assert in_effect(svc) == 1
+    # Complaints moved onto a version waiting for its date keep it from being withdrawn.
+    svc.engine.deploy(with_photo_step(tmp_path / "c", renamed_measures=True), "ann")
+    _signed(svc, 3, datetime.now(UTC) + timedelta(days=1))
+    moved = Complaint(svc, "facility")
+    svc.engine.migrate("facility", 3, "ann", "early", dry_run=False)
+    assert moved.ready()  # still waiting at its first step, now on version 3
+    with pytest.raises(Conflict, match=r"1 complaint\(s\) were moved onto version 3"):
+        svc.engine.withdraw("facility", 3, "dave", "postponed")
+
+
+def test_the_same_file_as_a_rejected_version_is_submitted_again_as_a_new_draft(
+    svc: Services, tmp_path: Path
+) -> None:
+    path = with_photo_step(tmp_path / "b")
+    svc.engine.deploy(path, "ann", resubmit=True)
+    svc.engine.review("facility", 2, "bob", False, "not now")
+    again = svc.engine.deploy(path, "ann", resubmit=True)
+    assert (again.version, again.created, again.status, again.resubmits) == (3, True, "draft", 2)
+    assert not svc.engine.deploy(path, "ann", resubmit=True).created  # a draft waits already
+    with svc.store.read() as session:
+        entry = session.scalars(select(AuditEntry).order_by(AuditEntry.seq.desc())).first()
+        assert entry is not None and entry.data["resubmits"] == 2
+    # Setting up again (`complaintflow init`) does not submit a refused bundle again.
+    svc.engine.review("facility", 3, "bob", False, "still not")
+    unchanged = svc.engine.deploy(path, "cli")
+    assert (unchanged.version, unchanged.created, unchanged.status) == (3, False, "rejected")
+
+
+PHOTO_TIMER = """
+    <bpmn:boundaryEvent id="timer_photo_record" name="逾時未拍照" attachedToRef="photograph_site"
+                        cancelActivity="false">
+      <bpmn:outgoing>flow_photo_late</bpmn:outgoing>
+      <bpmn:timerEventDefinition id="timer_photo_record_definition">
+        <bpmn:timeDuration xsi:type="bpmn:tFormalExpression">sla["photo_record"]</bpmn:timeDuration>
+      </bpmn:timerEventDefinition>
+    </bpmn:boundaryEvent>
+    <bpmn:endEvent id="photo_late" name="逾時">
+      <bpmn:incoming>flow_photo_late</bpmn:incoming>
+    </bpmn:endEvent>
+    <bpmn:sequenceFlow id="flow_photo_late" sourceRef="timer_photo_record" targetRef="photo_late" />
+"""
+
+
+def test_a_complaint_does_not_move_to_a_version_with_a_deadline_it_did_not_start_with(
+    svc: Services, tmp_path: Path
+) -> None:
+    before = Complaint(svc, "facility")
+    before.do("contact_complainant", assessment="solvable")
+    # The administrator adds the new deadline to sla.json and restarts the service.
+    table = json.loads((BUNDLED / "sla.json").read_text(encoding="utf-8"))
+    table["facility"]["photo_record"] = {"duration": "PT2H", "clause": "A-4.6"}
+    (tmp_path / "sla.json").write_text(json.dumps(table), encoding="utf-8")
+    svc.engine.sla = SlaTable(tmp_path / "sla.json", {})
+    after = Complaint(svc, "facility")  # carries photo_record from its start
+    after.do("contact_complainant", assessment="solvable")
+    path = with_photo_step(tmp_path / "b")
+    path.write_text(
+        path.read_text(encoding="utf-8").replace(PHOTO_STEP_END, PHOTO_STEP_END + PHOTO_TIMER),
+        encoding="utf-8",
+    )
+    svc.engine.deploy(path, "ann")
+    _signed(svc, 2)
+    dry = {m.instance_id: m for m in svc.engine.migrate("facility", 2, "ann", "photos")}
+    assert dry[after.id].movable
+    assert not dry[before.id].movable
+    assert dry[before.id].reasons == [
+        "version 2 has the deadline 'photo_record', which this complaint did not start with (it"
+        " carries: other_party_contact, technician_contact, urgent_inspection); its timer would"
+        " stop the complaint with an error"
+    ]
+    moved = svc.engine.migrate("facility", 2, "ann", "photos", dry_run=False)
+    assert [m.instance_id for m in moved if m.movable] == [after.id]
+    finish(before, photo=False)  # on version 1 to the end
+    finish(after, photo=True)
+
+
+PHOTO_STEP_END = (
+    '<bpmn:sequenceFlow id="flow_photographed" sourceRef="photograph_site"\n'
+    '                       targetRef="merge_followup" />'
+)
+
+
+def test_the_api_withdraws_an_approved_version_before_it_takes_effect(
+    make_app: Callable[..., Flask], tmp_path: Path
+) -> None:
+    app = make_app()
+    svc = services(app)
+    svc.engine.deploy(with_photo_step(tmp_path / "b"), "ann")
+    _signed(svc, 2, datetime.now(UTC) + timedelta(days=1))
+    api = Api(app.test_client())
+    path = "/procedures/facility/versions"
+    assert api.post(f"{path}/2/withdraw", "auditor", {"reason": "x"}).status_code == 403
+    assert api.post(f"{path}/2/withdraw", "process_owner", {}).status_code == 400
+    in_force = api.post(f"{path}/1/withdraw", "process_owner", {"reason": "x"})
+    assert in_force.status_code == 409
+    assert "has been in effect since" in in_force.get_json()["error"]["message"]
+    withdrawn = api.post(f"{path}/2/withdraw", "process_owner", {"reason": "postponed"})
+    assert withdrawn.status_code == 200 and withdrawn.get_json()["status"] == "withdrawn"
+    # The same file again is a new submission, saying which version it repeats.
+    xml = with_photo_step(tmp_path / "c").read_text(encoding="utf-8")
+    again = api.post(path, "process_owner", {"bpmn": xml, "base_version": 1})
+    assert again.status_code == 201
+    assert (again.get_json()["version"], again.get_json()["resubmits"]) == (3, 2)

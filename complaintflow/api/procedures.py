@@ -73,9 +73,13 @@ def upload_version(key: str) -> ResponseReturnValue:
         raise ComplaintflowError(f"the diagram is procedure '{checked.diagram.key}', not '{key}'")
     if body.get("dry_run"):
         return jsonify(valid=True, key=key)
-    deployed = engine.store_draft(checked, person().username, f"upload to {key}")
+    deployed = engine.store_draft(checked, person().username, f"upload to {key}", resubmit=True)
     return jsonify(
-        key=key, version=deployed.version, status=deployed.status, created=deployed.created
+        key=key,
+        version=deployed.version,
+        status=deployed.status,
+        created=deployed.created,
+        resubmits=deployed.resubmits,
     ), 201 if deployed.created else 200
 
 
@@ -109,6 +113,19 @@ def review_version(key: str, number: int) -> ResponseReturnValue:
 @bp.post("/procedures/<key>/versions/<int:number>/approve")
 def approve_version(key: str, number: int) -> ResponseReturnValue:
     return _sign_off(key, number, "approve")
+
+
+@bp.post("/procedures/<key>/versions/<int:number>/withdraw")
+def withdraw_version(key: str, number: int) -> ResponseReturnValue:
+    """Withdraw an approved version before its effective date, with a reason."""
+    _owner()
+    reason = json_body().get("reason")
+    if not isinstance(reason, str) or not reason.strip():
+        raise ComplaintflowError('send {"reason": "…"}; it goes into the audit log')
+    engine = services().engine
+    engine.withdraw(key, number, person().username, reason.strip())
+    with services().store.read() as session:
+        return jsonify(_version_json(engine.version(session, key, number)))
 
 
 @bp.get("/procedures/<key>/diff")

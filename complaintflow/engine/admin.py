@@ -16,6 +16,7 @@ from sqlalchemy import select
 from ..errors import ComplaintflowError, Conflict, NotFound
 from ..models import Instance, ProcedureVersion, Task, User, UserRole, utcnow
 from ..sandbox import RESERVED_NAMES
+from ..validation import deadlines_read
 from .history import Draft
 from .steps import write_instance
 
@@ -158,6 +159,29 @@ _WIRING = {"inputs", "outputs", "documentation", "lookahead", "description"}
 _PAST = TaskState.COMPLETED | TaskState.STARTED | TaskState.ERROR
 
 
+@dataclass(frozen=True)
+class Target:
+    """The version complaints move to, and the deadlines its timers read."""
+
+    version: int
+    deadlines: frozenset[str]
+
+
+def _missing_deadlines(workflow: BpmnWorkflow, target: Target) -> list[str]:
+    """A complaint keeps the deadline durations it started under (its data's `sla`); a timer of
+    the new version reading a name it does not carry would stop it with an error."""
+    carried = workflow.task_tree.data.get("sla") or {}
+    missing = sorted(target.deadlines - set(carried))
+    if not missing:
+        return []
+    return [
+        f"version {target.version} has the deadline {', '.join(map(repr, missing))}, which this"
+        " complaint did not start with (it carries: "
+        f"{', '.join(sorted(carried)) or 'none'}); its timer would stop the complaint with an"
+        " error"
+    ]
+
+
 @dataclass
 class Move:
     """Whether one complaint can move to another version, and why not."""
@@ -181,13 +205,13 @@ class MigrationActs:
     def diagram(self, version: ProcedureVersion) -> CompiledDiagram:
         raise NotImplementedError
 
-    def _obstacles(self, workflow: BpmnWorkflow, new: CompiledDiagram) -> list[str]:
+    def _obstacles(self, workflow: BpmnWorkflow, new: CompiledDiagram, target: Target) -> list[str]:
         if workflow.subprocesses:
             return ["it is inside a sub-process, which cannot move yet"]
         spec_diff = SpecDiff(self.codec.registry, workflow.spec, new.spec)
         changed = {spec for spec, keys in spec_diff.changed.items() if set(keys) - _WIRING}
         removed = set(spec_diff.removed)
-        reasons = []
+        reasons = _missing_deadlines(workflow, target)
         for task in workflow.get_tasks():
             spec = task.task_spec
             if spec.bpmn_id is None:
@@ -236,6 +260,7 @@ class MigrationActs:
                 query = query.where(Instance.id.in_(instance_ids))
             ids = list(session.scalars(query.order_by(Instance.id)))
         new = self.diagram(target)
+        goal = Target(to, frozenset(deadlines_read(new.xml)))
         moves = []
         for instance_id in ids:
             with self.store.write() as session:
@@ -249,7 +274,7 @@ class MigrationActs:
                 )
                 step = self._step(session, instance, actor, utcnow())
                 workflow = step.load()
-                move.reasons = self._obstacles(workflow, new)
+                move.reasons = self._obstacles(workflow, new, goal)
                 move.movable = not move.reasons
                 moves.append(move)
                 if dry_run or not move.movable:

@@ -2,8 +2,9 @@
 
 A deployed diagram is a draft, prepared (編制) by whoever deployed it. A second person reviews it
 (審核) and a third approves it (批准), naming when it takes effect (生效日期): at once or later.
-New complaints start on the newest approved version whose date has come; running complaints keep
-theirs. Each step goes into the audit log.
+New complaints start on the highest-numbered approved version whose date has come; running
+complaints keep theirs. An approved version may be withdrawn until its date comes. Each step
+goes into the audit log.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from sqlalchemy.orm import Session
 from .. import audit
 from ..diagrams import CompiledDiagram, content_hash, forms_from
 from ..errors import ComplaintflowError, Conflict, Forbidden, InvalidDiagram, NotFound
-from ..models import Instance, Procedure, ProcedureVersion, Role, utcnow
+from ..models import AuditEntry, Instance, Procedure, ProcedureVersion, Role, utcnow
 from ..validation import Checked, check_bundle, check_file
 
 if TYPE_CHECKING:
@@ -36,6 +37,12 @@ class Deployed:
     version: int
     created: bool
     status: str
+    # The rejected or withdrawn version this draft is exactly the same as, submitted again.
+    resubmits: int | None = None
+
+
+# A version in one of these states is closed: the same file again is a new submission.
+_CLOSED = ("rejected", "withdrawn")
 
 
 class VersionActs:
@@ -50,7 +57,10 @@ class VersionActs:
 
     @staticmethod
     def current_version(session: Session, key: str, at: datetime | None = None) -> ProcedureVersion:
-        """The version new complaints start on: the newest approved one in effect."""
+        """The version new complaints start on: the highest-numbered approved one whose date
+        has come. By number, not by date: a later version supersedes an earlier one still
+        waiting for its date, which then never takes effect (as a newer revision of a written
+        procedure replaces one not yet issued)."""
         version = session.scalars(
             select(ProcedureVersion)
             .where(
@@ -58,7 +68,7 @@ class VersionActs:
                 ProcedureVersion.status == "approved",
                 ProcedureVersion.effective_from <= (at or utcnow()),
             )
-            .order_by(ProcedureVersion.effective_from.desc(), ProcedureVersion.version.desc())
+            .order_by(ProcedureVersion.version.desc())
             .limit(1)
         ).first()
         if version is None:
@@ -123,19 +133,26 @@ class VersionActs:
         with self.store.read() as session:
             return dict(self.version(session, key, number).forms)
 
-    def deploy(self, path: Path, actor: str) -> Deployed:
-        return self.store_draft(self.check(path), actor, str(path))
+    def deploy(self, path: Path, actor: str, resubmit: bool = False) -> Deployed:
+        return self.store_draft(self.check(path), actor, str(path), resubmit)
 
-    def store_draft(self, checked: Checked, actor: str, source: str) -> Deployed:
-        """Store a checked diagram as a draft of its procedure's next version (unless the
-        newest version is already exactly this)."""
+    def store_draft(
+        self, checked: Checked, actor: str, source: str, resubmit: bool = False
+    ) -> Deployed:
+        """Store a checked diagram as a draft of its procedure's next version, unless the
+        newest version is already exactly this. With `resubmit` (a person submitting a file),
+        the same file as a rejected or withdrawn newest version is a new draft: as in any
+        document control, the refusal stays on record and the file is reviewed again. Without
+        it (setting up, which runs again and again) nothing is stored."""
         diagram = checked.diagram
         digest = content_hash(checked.content, checked.forms)
         with self.store.write() as session:
             procedure = self._procedure_for(session, diagram, source)
             latest = procedure.versions[-1] if procedure.versions else None
-            if latest is not None and latest.sha256 == digest:
+            same = latest is not None and latest.sha256 == digest
+            if latest is not None and same and not (resubmit and latest.status in _CLOSED):
                 return Deployed(diagram.key, latest.version, False, latest.status)
+            resubmits = latest.version if latest is not None and same else None
             self._roles_for(session, diagram, source)
             version = ProcedureVersion(
                 procedure=procedure,
@@ -158,11 +175,12 @@ class VersionActs:
                     "version": version.version,
                     "sha256": digest,
                     "name": diagram.name,
+                    **({"resubmits": resubmits} if resubmits else {}),
                 },
                 utcnow(),
             )
             self._diagrams[version.id] = diagram
-            return Deployed(diagram.key, version.version, True, "draft")
+            return Deployed(diagram.key, version.version, True, "draft", resubmits)
 
     @staticmethod
     def _procedure_for(session: Session, diagram: CompiledDiagram, source: str) -> Procedure:
@@ -253,6 +271,8 @@ class VersionActs:
             now = utcnow()
             if effective_from is not None and effective_from < now:
                 raise ComplaintflowError("the effective date is in the past; give now or later")
+            if accept:
+                self._not_superseded(session, version, effective_from or now)
             version.approved_by, version.approved_at = actor, now
             version.approval_comment = comment
             version.status = "approved" if accept else "rejected"
@@ -273,6 +293,80 @@ class VersionActs:
                 },
                 now,
             )
+
+    @staticmethod
+    def _not_superseded(session: Session, version: ProcedureVersion, effective: datetime) -> None:
+        """Refuse approving a version that would never take effect: a higher-numbered one is
+        approved to be in effect by then."""
+        newer = session.scalars(
+            select(ProcedureVersion)
+            .where(
+                ProcedureVersion.procedure_key == version.procedure_key,
+                ProcedureVersion.status == "approved",
+                ProcedureVersion.version > version.version,
+                ProcedureVersion.effective_from <= effective,
+            )
+            .order_by(ProcedureVersion.version.desc())
+            .limit(1)
+        ).first()
+        if newer is not None:
+            raise Conflict(
+                f"version {newer.version} is newer and in effect by then, so version"
+                f" {version.version} would never take effect; reject it instead"
+            )
+
+    def withdraw(self, key: str, number: int, actor: str, reason: str) -> None:
+        """Take back an approved version before its effective date; it then never takes
+        effect. Once in effect it stays on record: a newer version replaces it."""
+        if not reason.strip():
+            raise ComplaintflowError("give a reason for withdrawing it; it goes into the audit log")
+        with self.store.write() as session:
+            version = self.version(session, key, number)
+            if version.status != "approved":
+                raise Conflict(
+                    f"version {number} is {version.status}; only an approved version not yet"
+                    " in effect can be withdrawn"
+                )
+            now = utcnow()
+            assert version.effective_from is not None  # every approved version has its date
+            if version.effective_from <= now:
+                raise Conflict(
+                    f"version {number} has been in effect since"
+                    f" {version.effective_from.isoformat(timespec='minutes')}; a version in effect"
+                    " is not withdrawn: approve a newer version to replace it"
+                )
+            moved = session.scalar(
+                select(func.count()).select_from(Instance).where(Instance.version_id == version.id)
+            )
+            if moved:
+                raise Conflict(
+                    f"{moved} complaint(s) were moved onto version {number}; it cannot be"
+                    " withdrawn while they run on it"
+                )
+            version.status = "withdrawn"
+            audit.record(
+                session,
+                actor,
+                "procedure.withdrawn",
+                f"{key} v{number}",
+                {
+                    "reason": reason.strip(),
+                    "effective_from": version.effective_from.isoformat(),
+                },
+                now,
+            )
+
+    @staticmethod
+    def withdrawal(session: Session, key: str, number: int) -> AuditEntry | None:
+        """Who withdrew a version, when and why (the audit log keeps it)."""
+        return session.scalars(
+            select(AuditEntry)
+            .where(
+                AuditEntry.action == "procedure.withdrawn", AuditEntry.subject == f"{key} v{number}"
+            )
+            .order_by(AuditEntry.seq.desc())
+            .limit(1)
+        ).first()
 
     def put_in_effect(self, key: str, number: int, reason: str) -> None:
         """For a procedure with no version in effect yet (a new installation): the bundled

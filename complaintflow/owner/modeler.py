@@ -126,7 +126,7 @@ def drafts(key: str, number: int) -> ResponseReturnValue:
                     key=key,
                 )
             )
-        deployed = engine.store_draft(checked, person().username, source)
+        deployed = engine.store_draft(checked, person().username, source, resubmit=True)
     except InvalidDiagram as invalid:
         return jsonify(findings=invalid.findings), 422
     except ComplaintflowError as exc:

@@ -5,7 +5,7 @@ complaints to a newer version."""
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Response, abort, flash, g, redirect, render_template, request, url_for
@@ -16,7 +16,8 @@ from flask_login import login_required
 from ..app import services
 from ..diagram_diff import compare
 from ..engine import queries
-from ..errors import ComplaintflowError, InvalidDiagram, NotFound
+from ..errors import ComplaintflowError, Conflict, Forbidden, InvalidDiagram, NotFound
+from ..validation import procedure_key_of
 from ..web import i18n, person
 from ..web.diagram_svg import Mark, legend, render
 from . import bp
@@ -32,6 +33,14 @@ def _owners_only() -> None:
         abort(403)
 
 
+@bp.app_template_global()
+def form_path_pattern() -> str:
+    """Where an uploaded form is stored, as help texts show it. Passed into their message as a
+    value, so that the page escapes its angle brackets (a translated message is taken as
+    HTML and would swallow them)."""
+    return _("forms/<procedure>/<file name>")
+
+
 @bp.get("/")
 def procedures() -> ResponseReturnValue:
     engine = services().engine
@@ -42,7 +51,12 @@ def procedures() -> ResponseReturnValue:
             current = engine.current_version(session, p["key"])
             pending = [v for v, _, _ in versions if v.status in ("draft", "reviewed")]
             rows.append((p, engine.diagram(current), current, pending))
-    return render_template("owner/procedures.html", rows=rows, procedure_name=i18n.procedure_name)
+    return render_template(
+        "owner/procedures.html",
+        rows=rows,
+        procedure_name=i18n.procedure_name,
+        may_change=person().is_process_owner,
+    )
 
 
 def _versions_of(key: str) -> tuple[Any, list[tuple[Any, int, int]], Any]:
@@ -67,18 +81,41 @@ def versions(key: str) -> ResponseReturnValue:
         diagram=diagram,
         rows=rows,
         current=current,
+        superseded={v.version for v, _, _ in rows if _superseded(v, current)},
         procedure_name=i18n.procedure_name(diagram),
+        may_change=person().is_process_owner,
+    )
+
+
+def _superseded(version: Any, current: Any) -> bool:
+    """Approved for a date still to come, but a higher version is already in effect: it will
+    never take effect."""
+    return bool(
+        current is not None
+        and version.status == "approved"
+        and version.version < current.version
+        and version.effective_from > datetime.now(UTC)
     )
 
 
 @bp.get("/<key>/v<int:number>")
 def version(key: str, number: int) -> ResponseReturnValue:
+    return _version_page(key, number, {})
+
+
+def _version_page(
+    key: str, number: int, typed: dict[str, str], status: int = 200
+) -> ResponseReturnValue:
+    """A version's page; after a refused sign-off or withdrawal, with what was typed kept."""
     engine = services().engine
     with services().store.read() as session:
         try:
             found = engine.version(session, key, number)
         except NotFound:
             abort(404)
+        withdrawal = (
+            engine.withdrawal(session, key, number) if found.status == "withdrawn" else None
+        )
     diagram = engine.diagram(found)
     return render_template(
         "owner/version.html",
@@ -88,7 +125,16 @@ def version(key: str, number: int) -> ResponseReturnValue:
         svg=render(diagram.xml, label=i18n.procedure_name(diagram)),
         procedure_name=i18n.procedure_name(diagram),
         may_sign=person().is_process_owner,
-    )
+        may_withdraw=found.status == "approved"
+        and found.effective_from is not None
+        and found.effective_from > datetime.now(UTC),
+        withdrawal=withdrawal,
+        typed=typed,
+    ), status
+
+
+def _refusal_status(exc: ComplaintflowError) -> int:
+    return 403 if isinstance(exc, Forbidden) else 409 if isinstance(exc, Conflict) else 422
 
 
 @bp.get("/<key>/v<int:number>.bpmn")
@@ -128,8 +174,24 @@ def sign(key: str, number: int, stage: str) -> ResponseReturnValue:
             )
     except ComplaintflowError as exc:  # not allowed for this person, or not in this state
         flash(exc.message, "error")
-    else:
-        flash(_("Signed off."), "success")
+        typed = {k: request.form.get(k, "") for k in ("comment", "effective_from")}
+        return _version_page(key, number, typed, _refusal_status(exc))
+    flash(_("Signed off."), "success")
+    return redirect(url_for("owner.version", key=key, number=number))
+
+
+@bp.post("/<key>/v<int:number>/withdraw")
+def withdraw(key: str, number: int) -> ResponseReturnValue:
+    """Take back an approved version before its effective date."""
+    reason = request.form.get("reason", "").strip()
+    try:
+        if not reason:
+            raise ComplaintflowError(_("Give a reason: it goes into the audit log."))
+        services().engine.withdraw(key, number, person().username, reason)
+    except ComplaintflowError as exc:
+        flash(exc.message, "error")
+        return _version_page(key, number, {"reason": reason}, _refusal_status(exc))
+    flash(_("Version %(n)s is withdrawn: it will not take effect.", n=number), "success")
     return redirect(url_for("owner.version", key=key, number=number))
 
 
@@ -146,6 +208,8 @@ def _effective(raw: str) -> datetime | None:
 @bp.route("/upload", methods=["GET", "POST"])
 def upload() -> ResponseReturnValue:
     """A changed diagram (and any new or changed forms) becomes a draft after every check."""
+    if not person().is_process_owner:
+        abort(403)  # auditors read versions; only process owners make new ones
     findings: list[str] = []
     engine = services().engine
     if request.method == "POST":
@@ -156,16 +220,20 @@ def upload() -> ResponseReturnValue:
         try:
             if not content:
                 raise ComplaintflowError(_("Choose the diagram file (.bpmn) to upload."))
+            uploads = [f for f in request.files.getlist("forms") if f.filename]
+            # The forms' folder is the procedure key, which is the diagram's process id.
+            folder = request.form.get("procedure", "").strip() or (
+                procedure_key_of(content, source) if uploads else ""
+            )
             forms = {
-                _form_path(f.filename or ""): json.loads(f.read(256 * 1024))
-                for f in request.files.getlist("forms")
-                if f.filename
+                _form_path(f.filename or "", folder): json.loads(f.read(256 * 1024))
+                for f in uploads
             }
             base_key, _colon, number = base.partition(":")
             checked = engine.check_upload(
                 content, forms, source, (base_key, int(number)) if number else None
             )
-            deployed = engine.store_draft(checked, person().username, source)
+            deployed = engine.store_draft(checked, person().username, source, resubmit=True)
         except InvalidDiagram as invalid:
             findings = invalid.findings
         except (ValueError, UnicodeDecodeError):
@@ -184,6 +252,15 @@ def upload() -> ResponseReturnValue:
                 ),
                 "success",
             )
+            if deployed.resubmits:
+                flash(
+                    _(
+                        "It is the same as version %(n)s, which was rejected or withdrawn:"
+                        " it is submitted again for review.",
+                        n=deployed.resubmits,
+                    ),
+                    "info",
+                )
             return redirect(url_for("owner.version", key=deployed.key, number=deployed.version))
     with services().store.read() as session:
         bases = [
@@ -195,10 +272,10 @@ def upload() -> ResponseReturnValue:
     )
 
 
-def _form_path(filename: str) -> str:
+def _form_path(filename: str, folder: str) -> str:
     """Uploaded forms keep the path the diagram names them by: forms/<procedure>/<file>."""
     name = filename.replace("\\", "/").split("/")[-1]
-    return request.form.get(f"path:{name}") or f"forms/{request.form.get('procedure', '')}/{name}"
+    return request.form.get(f"path:{name}") or f"forms/{folder}/{name}"
 
 
 @bp.get("/<key>/diff")
@@ -257,6 +334,8 @@ def migrate(key: str) -> ResponseReturnValue:
             if real:
                 moved = sum(m.movable for m in moves)
                 flash(_("%(n)s complaints moved to version %(v)s.", n=moved, v=target), "success")
+    with services().store.read() as session:
+        roles = queries.procedure_roles(session, key)
     return render_template(
         "owner/migrate.html",
         key=key,
@@ -266,4 +345,7 @@ def migrate(key: str) -> ResponseReturnValue:
         done=real,
         reason=reason,
         procedure_name=i18n.procedure_name(diagram),
+        may_change=person().is_process_owner,
+        # A complaint's page is for those who may see it: its staff, auditors, admins.
+        may_open=person().may_view(roles),
     )

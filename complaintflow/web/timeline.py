@@ -117,6 +117,16 @@ def staff_lines(diagram: CompiledDiagram, events: list[dict[str, Any]]) -> list[
                 who=data.get("to", ""),
                 reason=data.get("reason", ""),
             )
+        elif action == "instance.migrated":
+            text, kind = (
+                _(
+                    "Moved from version %(old)s to version %(new)s of the procedure: %(reason)s",
+                    old=data.get("from", ""),
+                    new=data.get("to", ""),
+                    reason=data.get("reason", ""),
+                ),
+                "warn",
+            )
         elif action == "data.corrected":
             text, kind = _("Corrected: %(reason)s", reason=data.get("reason", "")), "warn"
             entries = [

@@ -97,7 +97,7 @@ def test_a_process_owner_edits_a_version_into_a_draft(site: Site) -> None:
     expect(success.get_by_role("link")).to_have_attribute("href", "/procedures/facility/v2")
     expect(page.locator("#findings")).to_be_hidden()
     screenshot(page, "modeler-saved")
-    assert versions(page)[:2] == ["v2 draft", "v1 approved · in effect"]
+    assert versions(page)[:2] == ["v2 Draft", "v1 Approved · in effect"]
 
     # The draft has the new name and parameter, keeps the extension elements the engine reads,
     # and passes the same checks again.
