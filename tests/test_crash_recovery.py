@@ -65,9 +65,7 @@ def test_killed_while_delivering_it_delivers_after_restart_once(
     server_process: Callable[..., ServerProcess], receiver: Callable[..., Receiver]
 ) -> None:
     gateway = receiver(hold=threading.Event())  # takes the call, answers only when released
-    server = server_process(
-        COMPLAINTFLOW_SMS_URL=gateway.url, COMPLAINTFLOW_LEASE_SECONDS="2"
-    )
+    server = server_process(COMPLAINTFLOW_SMS_URL=gateway.url, COMPLAINTFLOW_LEASE_SECONDS="2")
     _with_phone_for_supervisor(server)
     _urgent_complaint(Http(server.start()))
     _until(lambda: len(gateway.calls) == 1, 10, "the SMS gateway was called")
