@@ -25,6 +25,7 @@ import psycopg
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from playwright.sync_api import Browser, Playwright, sync_playwright
 
 from complaintflow import create_app
 from complaintflow.app import services
@@ -40,6 +41,17 @@ PG_ADMIN_URL = os.environ.get(
 )
 BUNDLED = REPO_ROOT / "bpmn"
 MECHANICS = Path(__file__).parent / "diagrams"
+# One headless Debian Chromium for the whole session, never a downloaded browser: Playwright's
+# sync driver allows only one per thread, so every test module shares this one.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
 
 # Complainants whose call to the test handler fails, as an unreachable outside system would.
 FLAKY_FOR: set[str] = set()
@@ -307,6 +319,26 @@ def smtp() -> Iterator[SmtpServer]:
     server = SmtpServer()
     yield server
     server.close()
+
+
+@pytest.fixture(scope="session")
+def playwright() -> Iterator[Playwright]:
+    driver = sync_playwright().start()
+    yield driver
+    driver.stop()
+
+
+@pytest.fixture(scope="session")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(
+            f"{CHROMIUM} is missing: install Debian's chromium (`make test-env`).", pytrace=False
+        )
+    launched = playwright.chromium.launch(
+        executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+    )
+    yield launched
+    launched.close()
 
 
 @pytest.fixture

@@ -4,15 +4,13 @@ tests/artifacts/diagram-<key>.png for a look."""
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from lxml import etree
 from markupsafe import Markup
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser
 
 from complaintflow.diagrams import NS
 from complaintflow.errors import InvalidDiagram
@@ -28,14 +26,6 @@ DI = "http://www.omg.org/spec/DD/20100524/DI"
 X = {"s": SVG}
 CSS = Path(diagram_svg.__file__).parent.parent / "static" / "diagram.css"
 ARTIFACTS = Path(__file__).parent / "artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 FLOW_NODES = {
     "startEvent",
     "endEvent",
@@ -382,22 +372,8 @@ def _walk_marks(root: etree._Element) -> dict[str, Mark]:
     return marks
 
 
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Browser]:
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(
-            f"{CHROMIUM} is missing: install Debian's chromium (`make test-env`).", pytrace=False
-        )
-    with sync_playwright() as driver:
-        browser = driver.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
-        )
-        yield browser
-        browser.close()
-
-
 @pytest.mark.parametrize("key", KEYS)
-def test_renders_to_png_with_text_inside_the_shapes(chromium: Browser, key: str) -> None:
+def test_renders_to_png_with_text_inside_the_shapes(browser: Browser, key: str) -> None:
     root = _bpmn(key)
     marks = _walk_marks(root)
     assert {m.css for m in marks.values()} >= {"done", "taken", "current", "escalated"}
@@ -409,7 +385,7 @@ def test_renders_to_png_with_text_inside_the_shapes(chromium: Browser, key: str)
         f"{legend(kinds)}{svg}</html>"
     )
     _x, _y, width, height = (float(v) for v in _svg(svg).get("viewBox", "").split())
-    page = chromium.new_page(viewport={"width": int(width) + 16, "height": int(height) + 80})
+    page = browser.new_page(viewport={"width": int(width) + 16, "height": int(height) + 80})
     try:
         page.set_content(page_html)
         # Real font metrics: every task's lines fit inside its box, every lane's name inside

@@ -1,6 +1,6 @@
-"""Browser fixtures: one headless Debian Chromium for the session (never a downloaded browser),
-and `site`, which serves complaintflow on a fresh database (SQLite and PostgreSQL, through the
-shared `start_server`) and gives each person their own browser context."""
+"""Browser fixtures: `site` serves complaintflow on a fresh database (SQLite and PostgreSQL,
+through the shared `start_server`) and gives each person their own browser context. The one
+Chromium of the session is `browser`, from the root conftest."""
 
 from __future__ import annotations
 
@@ -8,11 +8,10 @@ import os
 from collections.abc import Callable, Iterator
 
 import pytest
-from playwright.sync_api import Browser, Playwright, sync_playwright
+from playwright.sync_api import Browser
 
-from .pages import CHROMIUM_ARGS, Site
+from .pages import Site
 
-CHROMIUM = "/usr/bin/chromium"
 DOCS_SCREENSHOTS = os.environ.get("COMPLAINTFLOW_DOCS_SCREENSHOTS") == "1"
 
 
@@ -37,26 +36,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
-
-
-@pytest.fixture(scope="session")
-def playwright() -> Iterator[Playwright]:
-    driver = sync_playwright().start()
-    yield driver
-    driver.stop()
-
-
-@pytest.fixture(scope="session")
-def browser(playwright: Playwright) -> Iterator[Browser]:
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(
-            f"{CHROMIUM} is missing: install Debian's chromium (`make test-env`).", pytrace=False
-        )
-    launched = playwright.chromium.launch(
-        executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
-    )
-    yield launched
-    launched.close()
 
 
 @pytest.fixture

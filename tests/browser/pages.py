@@ -16,14 +16,6 @@ from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect
 
 from complaintflow.bootstrap import demo_password
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1366, "height": 900}
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"

@@ -1,0 +1,90 @@
+"""Setting up and running the product: `init`, `serve`, and the scaled mode's `worker` and
+`scheduler`."""
+
+from __future__ import annotations
+
+import click
+from flask.cli import with_appcontext
+
+from ..app import services
+from ..bootstrap import initialise
+from ..config import Settings
+from ..errors import ComplaintflowError
+from . import main
+
+
+@main.command()
+@click.option("--demo-users", is_flag=True, help="Create one user per role (see README).")
+@with_appcontext
+def init(demo_users: bool) -> None:
+    """Create or upgrade the database and deploy the bundled diagrams."""
+    for line in initialise(services(), demo_users=demo_users):
+        click.echo(line)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, envvar="PORT", type=int)
+@click.option("--threads", default=8, show_default=True, type=int)
+@with_appcontext
+def serve(host: str, port: int, threads: int) -> None:
+    """Serve the web app and API; without a broker, also fire due timers and deliver
+    notifications, in this one process."""
+    from flask import current_app
+    from waitress import serve as waitress_serve
+
+    from ..background import loops
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    scaled = services().settings.scaled
+    running = [] if scaled else loops(services())
+    for loop in running:
+        loop.start()
+    click.echo(
+        f"complaintflow serving on http://{host}:{port} (database: "
+        f"{services().store.engine.url.render_as_string(hide_password=True)}"
+        + ("; background work: `complaintflow scheduler` and workers)" if scaled else ")")
+    )
+    try:
+        waitress_serve(app, host=host, port=port, threads=threads, ident="complaintflow")
+    finally:
+        for loop in running:
+            loop.stop()
+
+
+def _scaled() -> Settings:
+    settings = services().settings
+    if not settings.scaled:
+        raise ComplaintflowError(
+            "set COMPLAINTFLOW_BROKER_URL (e.g. redis://localhost:6379/0) for the scaled mode;"
+            " without it `complaintflow serve` does the background work itself"
+        )
+    if settings.is_sqlite:
+        raise ComplaintflowError(
+            "the scaled mode needs PostgreSQL: set COMPLAINTFLOW_DATABASE_URL=postgresql://…"
+        )
+    return settings
+
+
+@main.command()
+@click.option("--concurrency", default=2, show_default=True, help="Processes in this worker.")
+@with_appcontext
+def worker(concurrency: int) -> None:
+    """Do background work handed out by the scheduler (a Celery worker; scaled mode)."""
+    from ..worker import configure
+
+    celery = configure(_scaled())
+    pool = ["--pool=solo"] if concurrency == 1 else [f"--concurrency={concurrency}"]
+    celery.worker_main(["worker", "--loglevel=INFO", "--without-gossip", "--without-mingle", *pool])
+
+
+@main.command()
+@with_appcontext
+def scheduler() -> None:
+    """Find due timers, messages and warnings and hand them to the workers (scaled mode; run
+    one)."""
+    from ..scheduler import Scheduler
+
+    _scaled()
+    click.echo("complaintflow scheduler: handing due work to the workers")
+    Scheduler(services()).run()
