@@ -24,13 +24,20 @@ HOW = "see complaintflow/translations/README.md"
 
 
 @cache
-def extracted() -> frozenset[str]:
-    """The msgids in the sources now, found as `pybabel extract -F babel.cfg -k N_` finds them."""
+def extracted_with_context() -> frozenset[tuple[str, str | None]]:
+    """(msgid, msgctxt) of the messages in the sources now, found as `pybabel extract -F babel.cfg
+    -k N_` finds them: `pgettext("version status", "Draft")` is not the same message as "Draft"."""
     with open(ROOT / "babel.cfg") as cfg:
         method_map, options_map = parse_mapping_cfg(cfg)
     keywords = {**DEFAULT_KEYWORDS, "N_": None}
     found = extract_from_dir(str(ROOT), method_map, options_map, keywords)
-    return frozenset(m if isinstance(m, str) else m[0] for _file, _line, m, *_ in found)
+    return frozenset(
+        (m if isinstance(m, str) else m[0], context) for _file, _line, m, _notes, context in found
+    )
+
+
+def extracted() -> frozenset[str]:
+    return frozenset(msgid for msgid, _context in extracted_with_context())
 
 
 def catalog(locale: str) -> Catalog:
@@ -45,7 +52,11 @@ def test_the_sources_have_messages() -> None:
 @pytest.mark.parametrize("locale", LOCALES)
 def test_every_message_is_translated(locale: str) -> None:
     messages = catalog(locale)
-    untranslated = sorted(i for i in extracted() if not (i in messages and messages[i].string))
+    untranslated = sorted(
+        (msgid, context)
+        for msgid, context in extracted_with_context()
+        if not ((found := messages.get(msgid, context=context)) and found.string)
+    )
     fuzzy = sorted(m.id for m in messages if m.id and m.fuzzy)
     assert not untranslated, f"{locale}: extract, update and translate ({HOW})"
     assert not fuzzy, f"{locale}: check and unmark the fuzzy entries"
