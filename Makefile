@@ -51,8 +51,12 @@ lint: install-test
 test: install-test test-env node_modules/.installed lint
 	$(BIN)/pytest
 
+# The engine layer against bare SpiffWorkflow, completions over HTTP against the servers a
+# deployment runs, and the inbox and search over 100,000 complaints (README: the figures).
 bench: install-test test-env
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/api_load.py
+	$(BIN)/python bench/search.py --complaints 100000
 
 clean:
 	rm -rf $(VENV) var tests/artifacts node_modules

@@ -3,6 +3,7 @@ backends): a README figure that no script can reproduce any more is a defect."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -26,3 +27,24 @@ def test_the_engine_benchmark_runs() -> None:
 def test_the_search_benchmark_runs() -> None:
     out = _run("bench/search.py", "--complaints", "300", "--repeat", "2")
     assert "ms" in out
+
+
+def test_the_http_benchmark_runs() -> None:
+    """Both servers as a deployment runs them, a few seconds of each kind of run: every
+    completion answered 200, and the timers of the scaled run fired."""
+    out = _run(
+        "bench/api_load.py",
+        *("--seconds", "2", "--rate", "20", "--instances", "30", "--clients", "2"),
+    )
+    rows = [
+        # backend, run, done, [per s], median, p99, max, floor x, errors
+        re.split(r"\s{2,}", line.strip())
+        for line in out.splitlines()
+        if line.startswith(("sqlite ", "postgresql "))
+    ]
+    runs = {(row[0], row[1].split(",")[0]) for row in rows}
+    for backend in ("sqlite", "postgresql"):
+        assert {(backend, "latency"), (backend, "closed loop"), (backend, "open loop")} <= runs
+    assert ("postgresql", "timer lateness") in runs, out
+    assert "floor: bare SpiffWorkflow" in out
+    assert all(int(row[2]) > 0 and row[-1] == "0" for row in rows), out
