@@ -19,12 +19,12 @@ from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from ..attachments import StoredFile
 from ..db import Store
 from ..diagrams import CompiledDiagram, compile_diagram, parse_xml
-from ..errors import ComplaintflowError, Conflict, NotFound, StaleInstance
+from ..errors import ComplaintflowError, Conflict, Forbidden, NotFound, StaleInstance
 from ..handlers import HandlerRegistry
 from ..models import Instance, IntakeRequest, ProcedureVersion, Task, utcnow
 from ..notices import Subscribers
@@ -215,11 +215,19 @@ class Engine(AdminActs, DeadlineActs, MigrationActs, VersionActs):
         return row.instance_id
 
     def _ready_task(
-        self, session: Session, task_id: str, actor: str, for_anyone: bool = False
+        self,
+        session: Session,
+        task_id: str,
+        actor: str,
+        for_anyone: bool = False,
+        may_work: Callable[[str], bool] | None = None,
     ) -> Task:
-        row = session.get(Task, task_id)
+        # Its instance comes along: every caller goes on to step it.
+        row = session.get(Task, task_id, options=[joinedload(Task.instance)])
         if row is None:
             raise NotFound(f"there is no task '{task_id}'")
+        if may_work is not None and not may_work(row.role):
+            raise Forbidden(f"this task is for the role '{row.role}', which you do not hold")
         if row.state != "ready":
             by = f" by {row.completed_by}" if row.completed_by else ""
             raise Conflict(f"this task was already {row.state}{by}; nothing was changed")
@@ -228,15 +236,28 @@ class Engine(AdminActs, DeadlineActs, MigrationActs, VersionActs):
         return row
 
     def complete(
-        self, task_id: str, data: Any, actor: str, files: Sequence[StoredFile] = ()
+        self,
+        task_id: str,
+        data: Any,
+        actor: str,
+        files: Sequence[StoredFile] = (),
+        may_work: Callable[[str], bool] | None = None,
     ) -> int:
         """Complete a ready user task with its form data (and stored files); returns the
-        instance id."""
-        return _retry_when_stale(lambda: self._complete(task_id, data, actor, files))
+        instance id. `may_work(role)` says whether the actor holds the task's role: checked in
+        the step's own transaction, before whether the task is still ready."""
+        return _retry_when_stale(lambda: self._complete(task_id, data, actor, files, may_work))
 
-    def _complete(self, task_id: str, data: Any, actor: str, files: Sequence[StoredFile]) -> int:
+    def _complete(
+        self,
+        task_id: str,
+        data: Any,
+        actor: str,
+        files: Sequence[StoredFile],
+        may_work: Callable[[str], bool] | None,
+    ) -> int:
         with self.store.write() as session:
-            row = self._ready_task(session, task_id, actor)
+            row = self._ready_task(session, task_id, actor, may_work=may_work)
             instance = row.instance
             step = self._step(session, instance, actor, utcnow())
             workflow = step.load()
@@ -254,15 +275,27 @@ class Engine(AdminActs, DeadlineActs, MigrationActs, VersionActs):
             return instance.id
 
     def claim(
-        self, task_id: str, actor: str, release: bool = False, for_anyone: bool = False
+        self,
+        task_id: str,
+        actor: str,
+        release: bool = False,
+        for_anyone: bool = False,
+        may_work: Callable[[str], bool] | None = None,
     ) -> int:
         """Take a ready task (or give it back), so colleagues see who is on it. With
-        `for_anyone` (admins), give back a task someone else took."""
-        return _retry_when_stale(lambda: self._claim(task_id, actor, release, for_anyone))
+        `for_anyone` (admins), give back a task someone else took; `may_work` as in `complete`."""
+        return _retry_when_stale(lambda: self._claim(task_id, actor, release, for_anyone, may_work))
 
-    def _claim(self, task_id: str, actor: str, release: bool, for_anyone: bool) -> int:
+    def _claim(
+        self,
+        task_id: str,
+        actor: str,
+        release: bool,
+        for_anyone: bool,
+        may_work: Callable[[str], bool] | None,
+    ) -> int:
         with self.store.write() as session:
-            row = self._ready_task(session, task_id, actor, for_anyone)
+            row = self._ready_task(session, task_id, actor, for_anyone, may_work)
             if release and row.assignee is None:
                 return row.instance_id
             now = utcnow()
