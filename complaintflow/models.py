@@ -17,6 +17,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
@@ -184,6 +185,15 @@ class Task(Base):
     __table_args__ = (
         Index("ix_tasks_inbox", "state", "role", "due_at"),
         Index("ix_tasks_role_instance", "role", "instance_id"),
+        # The inbox's order, over ready tasks only: the first page of any set of roles is read
+        # off the index instead of sorting every ready task (a million complaints hold 200,000).
+        Index(
+            "ix_tasks_ready_due",
+            "due_at",
+            "created_at",
+            postgresql_where=text("state = 'ready'"),
+            sqlite_where=text("state = 'ready'"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)  # SpiffWorkflow task id

@@ -24,6 +24,7 @@ from complaintflow.web.searching import parse_search
 
 from .complaints import Complaint
 from .conftest import BUNDLED, Api
+from .test_pages import Page
 
 ZONE = ZoneInfo("Asia/Hong_Kong")
 
@@ -173,6 +174,7 @@ def test_the_api_searches_and_reports_for_auditors(
     api = Api(app.test_client())
     body = api.get("/instances?procedure=hotel&per_page=100", "auditor").get_json()
     assert body["total"] == len([f for f in facts if f["key"] == "hotel"])
+    assert body["total_exact"] is True
     assert {i["complainant"] for i in body["instances"]} == {
         f["name"] for f in facts if f["key"] == "hotel"
     }
@@ -191,3 +193,20 @@ def test_the_api_searches_and_reports_for_auditors(
     exported = api.get(f"/instances/{facts[0]['id']}/export", "auditor").get_json()
     assert exported["record"]["number"] == facts[0]["number"]
     assert exported["path"]["done"] and exported["diagram"]["bpmn"].startswith("<?xml")
+
+
+def test_broad_searches_count_up_to_the_cap_and_say_more(
+    world: tuple[Flask, list[dict[str, Any]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Counting every match over a million complaints costs more than the page: past the cap
+    the API and the pages say "more than", and the page itself is still complete."""
+    app, facts = world
+    monkeypatch.setattr(queries, "COUNT_CAP", 5)
+    api = Api(app.test_client())
+    body = api.get("/instances?per_page=100", "auditor").get_json()
+    assert (body["total"], body["total_exact"]) == (5, False)
+    assert [i["id"] for i in body["instances"]] == newest_first(facts)
+    one = api.get(f"/instances?number={facts[0]['number']}", "auditor").get_json()
+    assert (one["total"], one["total_exact"]) == (1, True)
+    page = Page(app).sign_in("auditor").get("/audit/complaints", **{"Accept-Language": "en"})
+    assert "More than 5 complaints found" in page.html

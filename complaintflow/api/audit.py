@@ -35,7 +35,8 @@ def search_instances() -> ResponseReturnValue:
             terms = replace(terms, procedures=tuple(allowed))
         found, total = queries.search(session, terms)
         return jsonify(
-            total=total,
+            total=min(total, queries.COUNT_CAP),
+            total_exact=total <= queries.COUNT_CAP,
             page=terms.page,
             per_page=terms.per_page,
             instances=[

@@ -70,6 +70,7 @@ def search() -> ResponseReturnValue:
         page_url=page_url,
         rows=rows,
         total=total,
+        count_cap=queries.COUNT_CAP,
         terms=terms,
         pages=pages,
         error=error,

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session, defer
 
 from ..errors import NotFound
@@ -126,13 +126,18 @@ def instance_detail(engine: Engine, session: Session, instance: Instance) -> dic
     }
 
 
+# Most urgent first: by deadline, so the overdue come first and those without one last; then the
+# newest. The partial index ix_tasks_ready_due is in this order (but for the newest-first
+# among equal deadlines, a small sort), so a page is read off it, not sorted from all.
+INBOX_ORDER = (Task.due_at.asc().nulls_last(), Task.created_at.desc())
+
+
 def ready_tasks(session: Session, roles: frozenset[str] | None, limit: int = 200) -> list[Task]:
     """Ready tasks of the given roles (all roles when None), the most urgent first."""
     query = select(Task).where(Task.state == "ready")
     if roles is not None:
         query = query.where(Task.role.in_(roles))
-    query = query.order_by(Task.due_at.is_(None), Task.due_at, Task.created_at.desc()).limit(limit)
-    return list(session.scalars(query))
+    return list(session.scalars(query.order_by(*INBOX_ORDER).limit(limit)))
 
 
 def ready_tasks_of(session: Session, instance_id: int) -> list[Task]:
@@ -223,9 +228,8 @@ def inbox(
         query = query.where(Task.assignee == username)
     elif view == "overdue":
         query = query.where(Task.due_at < now)
-    overdue = case((Task.due_at < now, 0), else_=1)
-    query = query.order_by(overdue, Task.due_at.is_(None), Task.due_at, Task.created_at.desc())
-    return [InboxRow(t, n, p) for t, n, p in session.execute(query.limit(limit))]
+    query = query.order_by(*INBOX_ORDER).limit(limit)
+    return [InboxRow(t, n, p) for t, n, p in session.execute(query)]
 
 
 def ready_counts(session: Session, roles: frozenset[str] | None) -> dict[str, int]:
@@ -262,8 +266,14 @@ class Search:
     per_page: int = 50
 
 
+# Matches are counted up to this many and then shown as "more than": counting every match of a
+# broad search over a million complaints takes longer than finding the page itself.
+COUNT_CAP = 10_000
+
+
 def search(session: Session, terms: Search) -> tuple[list[Instance], int]:
-    """One page of matching instances, newest first, and how many match in all."""
+    """One page of matching instances, newest first, and how many match: exactly up to
+    COUNT_CAP, and COUNT_CAP + 1 when there are more."""
     # Record and task terms pick instance ids from their own (indexed) tables first: scanning
     # 100,000 names is fast, looking one up per instance is not.
     conditions: list[Any] = []
@@ -296,7 +306,8 @@ def search(session: Session, terms: Search) -> tuple[list[Instance], int]:
         query = query.join(ProcedureVersion, Instance.version_id == ProcedureVersion.id)
         return query.where(*conditions)
 
-    total = session.scalar(matching(select(func.count(Instance.id)))) or 0
+    capped = matching(select(Instance.id)).limit(COUNT_CAP + 1).subquery()
+    total = session.scalar(select(func.count()).select_from(capped)) or 0
     page = (
         matching(select(Instance).options(defer(Instance.state)))  # the state is not shown
         .order_by(Instance.started_at.desc(), Instance.id.desc())

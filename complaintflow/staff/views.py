@@ -351,6 +351,7 @@ def complaints() -> ResponseReturnValue:
         "staff/complaints.html",
         rows=rows,
         total=total,
+        count_cap=queries.COUNT_CAP,
         terms=terms,
         diagrams=diagrams,
         procedure_name=i18n.procedure_name,
