@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from . import audit
@@ -76,6 +76,19 @@ class Claimed:
     secret: str | None  # a webhook's signing secret, read at delivery: rotations apply
 
 
+def _due(now: datetime) -> ColumnElement[bool]:
+    """Pending and due, unless meant for a paused subscription: those wait until it is resumed
+    (a deleted one's are due, to be given up as undeliverable)."""
+    paused = select(WebhookSubscription.id).where(
+        WebhookSubscription.active.is_(False), WebhookSubscription.deleted_at.is_(None)
+    )
+    return and_(
+        OutboxMessage.status == "pending",
+        OutboxMessage.next_attempt_at <= now,
+        or_(OutboxMessage.subscription_id.is_(None), OutboxMessage.subscription_id.not_in(paused)),
+    )
+
+
 def claim(store: Store, limit: int = 50) -> list[Claimed]:
     """Due messages, leased to the caller (skipping those another dispatcher holds)."""
     now = utcnow()
@@ -83,7 +96,7 @@ def claim(store: Store, limit: int = 50) -> list[Claimed]:
     with store.write() as session:
         query = (
             select(OutboxMessage)
-            .where(OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= now)
+            .where(_due(now))
             .order_by(OutboxMessage.next_attempt_at)
             .limit(limit)
         )
@@ -98,12 +111,7 @@ def claim(store: Store, limit: int = 50) -> list[Claimed]:
 def due_count(store: Store, limit: int = 1000) -> int:
     """How many messages are due now (counted up to `limit`)."""
     with store.read() as session:
-        due = (
-            select(OutboxMessage.id)
-            .where(OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= utcnow())
-            .limit(limit)
-            .subquery()
-        )
+        due = select(OutboxMessage.id).where(_due(utcnow())).limit(limit).subquery()
         return int(session.scalar(select(func.count()).select_from(due)) or 0)
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from flask import Flask
 from sqlalchemy import select
 
+from complaintflow import outbox
 from complaintflow.app import services
 from complaintflow.dispatch import deliver_due
 from complaintflow.models import AuditEntry
@@ -85,6 +86,25 @@ def test_task_ready_deadline_events_and_pausing(
     c.do("contact_complainant", assessment="solvable")
     deliver_due(svc.store)
     assert len(system.calls) == 2  # paused: nothing new
+
+
+def test_a_paused_subscription_holds_what_is_waiting_until_resumed(
+    app: Flask, api: Api, receiver: Callable[..., Receiver]
+) -> None:
+    """The receiver is down for maintenance: the admin pauses its subscription. What was
+    already queued for it neither goes out nor is given up; it goes once resumed."""
+    system, svc = receiver(), services(app)
+    made = _subscribe(api, system.url, ["complaint.created"])
+    c = Complaint(svc, "hotel")  # queued for the subscription
+    path = f"/webhooks/subscriptions/{made['id']}"
+    assert api.call("PATCH", path, "admin", {"active": False}).status_code == 200
+    assert outbox.due_count(svc.store) == 0  # the scheduler sees no work for it
+    assert deliver_due(svc.store) == 0 and system.calls == []
+    log = api.get(f"{path}/deliveries", "admin").get_json()
+    assert [(d["status"], d["attempts"]) for d in log["deliveries"]] == [("pending", 0)]
+    assert api.call("PATCH", path, "admin", {"active": True}).status_code == 200
+    assert deliver_due(svc.store) == 1
+    assert [call.json()["complaint"]["id"] for call in system.calls] == [c.id]
 
 
 def test_a_deleted_subscription_drops_what_is_still_waiting(
