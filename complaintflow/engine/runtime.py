@@ -104,22 +104,25 @@ class StateCodec:
         self.registry = BpmnWorkflowSerializer.configure(DEFAULT_CONFIG)
         self._converter = _SpeclessConverter(BpmnWorkflow, self.registry)
         self._encoder = create_encoder(self.registry)
+        self._encoding = threading.Lock()
 
     def dumps(self, workflow: BpmnWorkflow, closed: bool = False) -> str:
         """The state as JSON text; a closed complaint's is compressed (it is written once and
         rarely read, and compresses to a fraction: most of a complaint's stored bytes)."""
         # Encoder mode hands datetimes in task data to the JSON encoder instead of walking the
-        # whole structure first: what serialize_json does, without the spec.
-        self.registry._encoder_mode = True
-        try:
-            text = json.dumps(
-                self._converter.to_dict(workflow),
-                cls=self._encoder,
-                ensure_ascii=False,
-                separators=(",", ":"),
-            )
-        finally:
-            self.registry._encoder_mode = False
+        # whole structure first: what serialize_json does, without the spec. The mode is a flag
+        # on the registry all threads share, hence the lock (the GIL serialises this work anyway).
+        with self._encoding:
+            self.registry._encoder_mode = True
+            try:
+                text = json.dumps(
+                    self._converter.to_dict(workflow),
+                    cls=self._encoder,
+                    ensure_ascii=False,
+                    separators=(",", ":"),
+                )
+            finally:
+                self.registry._encoder_mode = False
         return (
             _PACKED + base64.b85encode(zlib.compress(text.encode(), 9)).decode() if closed else text
         )
