@@ -58,12 +58,7 @@ def start_instance(key: str) -> ResponseReturnValue:
 
 def _instance_response(instance_id: int) -> dict[str, Any]:
     with services().store.read() as session:
-        instance = queries.get_instance(session, instance_id)
-        tasks = queries.ready_tasks_of(session, instance_id)
-        return {
-            **queries.instance_summary(instance),
-            "next_tasks": [queries.task_summary(t) for t in tasks],
-        }
+        return queries.outcome(session, queries.get_instance(session, instance_id))
 
 
 def _visible_instance(session: Any, instance_id: int) -> Any:
@@ -149,10 +144,9 @@ def _task_response(task_id: str) -> Any:
 @bp.post("/tasks/<task_id>/complete")
 def complete_task(task_id: str) -> ResponseReturnValue:
     body, who = json_body(), person()
-    instance_id = services().engine.complete(
-        task_id, _data(body), who.username, may_work=who.may_work
+    return jsonify(
+        services().engine.complete(task_id, _data(body), who.username, may_work=who.may_work)
     )
-    return jsonify(_instance_response(instance_id))
 
 
 @bp.post("/tasks/<task_id>/reassign")

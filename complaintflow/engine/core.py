@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
@@ -29,6 +29,7 @@ from ..handlers import HandlerRegistry
 from ..models import Instance, IntakeRequest, ProcedureVersion, Task, utcnow
 from ..notices import Subscribers
 from ..sla import SlaTable
+from . import queries
 from .admin import AdminActs, MigrationActs
 from .deadlines import DeadlineActs
 from .history import Draft
@@ -60,8 +61,10 @@ _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")  # printable ASCII, as he
 
 _ATTEMPTS = 3
 
+T = TypeVar("T")
 
-def _retry_when_stale(attempt: Callable[[], int]) -> int:
+
+def _retry_when_stale(attempt: Callable[[], T]) -> T:
     """Run again when the instance changed between reading and writing (a timer fired, a
     colleague claimed another task): the next attempt sees the change, and refuses if it was
     this very task that was taken."""
@@ -242,10 +245,11 @@ class Engine(AdminActs, DeadlineActs, MigrationActs, VersionActs):
         actor: str,
         files: Sequence[StoredFile] = (),
         may_work: Callable[[str], bool] | None = None,
-    ) -> int:
+    ) -> dict[str, Any]:
         """Complete a ready user task with its form data (and stored files); returns the
-        instance id. `may_work(role)` says whether the actor holds the task's role: checked in
-        the step's own transaction, before whether the task is still ready."""
+        complaint as the step left it (`queries.outcome`), read in the step's own transaction.
+        `may_work(role)` says whether the actor holds the task's role: checked there too,
+        before whether the task is still ready."""
         return _retry_when_stale(lambda: self._complete(task_id, data, actor, files, may_work))
 
     def _complete(
@@ -255,7 +259,7 @@ class Engine(AdminActs, DeadlineActs, MigrationActs, VersionActs):
         actor: str,
         files: Sequence[StoredFile],
         may_work: Callable[[str], bool] | None,
-    ) -> int:
+    ) -> dict[str, Any]:
         with self.store.write() as session:
             row = self._ready_task(session, task_id, actor, may_work=may_work)
             instance = row.instance
@@ -272,7 +276,7 @@ class Engine(AdminActs, DeadlineActs, MigrationActs, VersionActs):
                 task.run()
 
             step.run(workflow, finish)
-            return instance.id
+            return queries.outcome(session, instance)
 
     def claim(
         self,

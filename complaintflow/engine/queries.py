@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session, defer
@@ -23,7 +23,9 @@ from ..models import (
     Task,
     User,
 )
-from .core import Engine
+
+if TYPE_CHECKING:  # the engine steps use these queries: no import cycle at run time
+    from .core import Engine
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -148,6 +150,12 @@ def ready_tasks_of(session: Session, instance_id: int) -> list[Task]:
             .order_by(Task.created_at)
         )
     )
+
+
+def outcome(session: Session, instance: Instance) -> dict[str, Any]:
+    """A complaint as a step left it: its summary and the tasks now waiting for someone."""
+    ready = ready_tasks_of(session, instance.id)
+    return {**instance_summary(instance), "next_tasks": [task_summary(t) for t in ready]}
 
 
 def get_task(session: Session, task_id: str) -> Task:

@@ -167,7 +167,7 @@ def task(task_id: str) -> ResponseReturnValue:
             files = (
                 services().attachments.save(uploaded_files()) if form.get("x-attachments") else []
             )
-            instance_id = engine.complete(task_id, values, person().username, files)
+            done = engine.complete(task_id, values, person().username, files)
         except InvalidData as invalid:
             problems, status = translated_problems(invalid), 422
             flash(_("Some fields need your attention."), "error")
@@ -175,7 +175,7 @@ def task(task_id: str) -> ResponseReturnValue:
             with services().store.read() as session:
                 return _not_yours(queries.get_task(session, task_id), submitted=True)
         else:
-            return _after_step(instance_id)
+            return _after_step(done["id"])
     return render_template(
         "staff/task.html",
         task=row,
