@@ -310,7 +310,7 @@ def measure(svc: Services, backend: str, count: int, repeat: int) -> Iterator[st
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--complaints", type=int, default=100_000)
-    parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--repeat", type=int, default=60)
     parser.add_argument("--backends", default="sqlite,postgresql", help="comma-separated")
     args = parser.parse_args()
     makers = {"sqlite": sqlite_services, "postgresql": postgres_services}

@@ -274,9 +274,10 @@ class Search:
     per_page: int = 50
 
 
-# Matches are counted up to this many and then shown as "more than": counting every match of a
-# broad search over a million complaints takes longer than finding the page itself.
-COUNT_CAP = 10_000
+# Matches are counted up to this many and then shown as "more than" (as GitHub's search does):
+# counting every match of a broad search over a million complaints takes far longer than
+# finding the page itself. Exact counts per period are what the reports are for.
+COUNT_CAP = 1_000
 
 
 def search(session: Session, terms: Search) -> tuple[list[Instance], int]:
