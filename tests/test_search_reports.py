@@ -210,3 +210,12 @@ def test_broad_searches_count_up_to_the_cap_and_say_more(
     assert (one["total"], one["total_exact"]) == (1, True)
     page = Page(app).sign_in("auditor").get("/audit/complaints", **{"Accept-Language": "en"})
     assert "More than 5 complaints found" in page.html
+
+
+def test_a_name_search_takes_wildcards_and_quotes_as_they_are(svc: Services) -> None:
+    names = ["100% Wong", "100 Wong", "O'Brien_Lee", "OXBrienXLee", "Chan\\Tai Man"]
+    made = {name: Complaint(svc, "bar", guest_name=name).id for name in names}
+    assert found(svc, complainant="100%") == [made["100% Wong"]]
+    assert found(svc, complainant="o'brien_") == [made["O'Brien_Lee"]]  # any case
+    assert found(svc, complainant="\\") == [made["Chan\\Tai Man"]]
+    assert found(svc, complainant="%") == [made["100% Wong"]]
