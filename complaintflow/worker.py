@@ -9,7 +9,6 @@ broker outage: the scheduler finds the work again) delays work and never doubles
 
 from __future__ import annotations
 
-import time
 from functools import cache
 
 from celery import Celery
@@ -59,12 +58,10 @@ def fire_timers(instance_id: int) -> None:
 
 @celery.task(name="complaintflow.deliver_due")
 def deliver_due() -> None:
-    """Deliver what is due, batch after batch, for at most half a lease; each batch is leased
-    as it is taken, so workers asked at the same time take different messages."""
-    store = services().store
-    until = time.monotonic() + store.settings.lease_seconds / 2
-    while dispatch.deliver_due(store) and time.monotonic() < until:
-        pass
+    """Deliver one batch of what is due, leased as it is taken, so workers asked at the same
+    time take different messages. One batch, not a loop: timers handed out meanwhile wait in
+    the same queue, and the scheduler nudges again while more is due."""
+    dispatch.deliver_due(services().store)
 
 
 @celery.task(name="complaintflow.warn")

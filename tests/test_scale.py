@@ -18,6 +18,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ from .receivers import Receiver, SmtpServer
 
 COMPLAINTS = 200
 CLIENTS = 8
+SHORTEST = 10  # s: a deadline nearer than this is one of SHORT's below
 PROCEDURES = ("facility", "bar", "hotel")
 # Deadlines short enough to pass while complaints wait, so timers fire during the run.
 SHORT = {
@@ -110,8 +112,12 @@ def drive(client: Client, n: int, schemas: dict[str, Any], run: Run) -> None:
             continue  # it moved on meanwhile
         data = {"data": random_fill(detail.json()["form_schema"], rng)}
         path, role = f"/api/v1/tasks/{task['id']}/complete", task["role"]
-        if n % 5 == 1 and task["due_at"]:
-            time.sleep(2.5)  # someone is slow: the step's deadline passes while it waits
+        due = datetime.fromisoformat(task["due_at"]) if task["due_at"] else None
+        wait = (due - datetime.now(UTC)).total_seconds() if due else None  # API: aware UTC
+        if n % 5 == 1 and wait is not None and wait < SHORTEST:
+            # Someone is slow: one of the shortened deadlines passes while the step waits, and
+            # its timer fires (within 2 s of falling due) before the step is sent.
+            time.sleep(max(0.0, wait) + 3)
         if n % 4 == 0:  # two people press "complete" on the same task at the same moment
             with ThreadPoolExecutor(2) as pair:
                 twins = [pair.submit(client.call, "POST", path, role, json=data) for _ in "ab"]
