@@ -257,10 +257,9 @@ class Accounts:
         statement, as every API call and page asks it."""
         if not isinstance(user_id, int):
             return None
-        with self.store.read() as session:
-            rows = session.execute(_PERSON, {"uid": user_id}).all()
+        rows = self.store.rows(_PERSON, {"uid": user_id})
         if not rows:
             return None
-        uid, username, display_name, _ = rows[0]
+        user = rows[0]
         roles = frozenset(row.role_key for row in rows if row.role_key is not None)
-        return Person(uid, username, display_name or username, roles)
+        return Person(user.id, user.username, user.display_name or user.username, roles)

@@ -7,11 +7,11 @@ with SQLITE_BUSY instead of waiting when another writer got there first.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, Executable, Row, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -51,7 +51,9 @@ def _sqlite_engine(settings: Settings) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN " + conn.get_execution_options().get(_SQLITE_BEGIN, "DEFERRED"))
+        # Straight to the driver: a statement through SQLAlchemy costs more than SQLite takes.
+        mode = conn.get_execution_options().get(_SQLITE_BEGIN, "DEFERRED")
+        conn.connection.driver_connection.execute("BEGIN " + mode)
 
     return engine
 
@@ -68,6 +70,17 @@ class Store:
     def read(self) -> Iterator[Session]:
         with self._sessions() as session:
             yield session
+            # Ended by COMMIT, not the ROLLBACK of closing: on a rollback psycopg forgets the
+            # statements it prepared on the connection, and PostgreSQL plans them again.
+            session.commit()
+
+    def rows(self, statement: Executable, params: Mapping[str, Any]) -> Sequence[Row[Any]]:
+        """The rows of one read-only Core statement, on a bare connection: a quarter of the cost
+        of an ORM session, for what every request reads (who is calling)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(statement, params).all()
+            conn.commit()  # as in read()
+        return rows
 
     @contextmanager
     def write(self) -> Iterator[Session]:
@@ -85,6 +98,7 @@ class Store:
     def ping(self) -> None:
         with self.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
+            conn.commit()
 
     def dispose(self) -> None:
         self.engine.dispose()
