@@ -17,7 +17,7 @@ from uuid import UUID
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
@@ -60,6 +60,15 @@ _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")  # printable ASCII, as he
 
 
 _ATTEMPTS = 3
+
+# Built once: a statement with loader options costs more to build than to run. The instance
+# comes along, as every caller goes on to step it; its state stays unread unless the step finds
+# no workflow kept in memory (`Step.load`).
+_READY_TASK = (
+    select(Task)
+    .where(Task.id == bindparam("task_id"))
+    .options(joinedload(Task.instance).defer(Instance.state))
+)
 
 T = TypeVar("T")
 
@@ -225,8 +234,7 @@ class Engine(AdminActs, DeadlineActs, MigrationActs, VersionActs):
         for_anyone: bool = False,
         may_work: Callable[[str], bool] | None = None,
     ) -> Task:
-        # Its instance comes along: every caller goes on to step it.
-        row = session.get(Task, task_id, options=[joinedload(Task.instance)])
+        row = session.scalar(_READY_TASK, {"task_id": task_id})
         if row is None:
             raise NotFound(f"there is no task '{task_id}'")
         if may_work is not None and not may_work(row.role):

@@ -142,14 +142,16 @@ def ready_tasks(session: Session, roles: frozenset[str] | None, limit: int = 200
     return list(session.scalars(query.order_by(*INBOX_ORDER).limit(limit)))
 
 
+# Built once: every completion answers with the tasks it left waiting.
+_READY_OF = (
+    select(Task)
+    .where(Task.instance_id == bindparam("instance_id"), Task.state == "ready")
+    .order_by(Task.created_at)
+)
+
+
 def ready_tasks_of(session: Session, instance_id: int) -> list[Task]:
-    return list(
-        session.scalars(
-            select(Task)
-            .where(Task.instance_id == instance_id, Task.state == "ready")
-            .order_by(Task.created_at)
-        )
-    )
+    return list(session.scalars(_READY_OF, {"instance_id": instance_id}))
 
 
 def outcome(session: Session, instance: Instance) -> dict[str, Any]:

@@ -229,9 +229,10 @@ class Step:
             )
 
     def _sync_tasks(self, ready: list[Any], finished: dict[str, str]) -> None:
-        # Core statements: the inbox rows need no ORM identity, and this is the hot path.
+        # Core statements on the session's connection, past the ORM (no flush to wait for):
+        # the inbox rows need no ORM identity, and this is the hot path.
         if ready:
-            self.session.execute(
+            self.session.connection().execute(
                 insert(TASKS),
                 [
                     {
@@ -248,7 +249,7 @@ class Step:
                 ],
             )
         if finished:
-            self.session.execute(
+            self.session.connection().execute(
                 _FINISH_TASK,
                 [
                     {
@@ -317,15 +318,15 @@ def write_instance(
         )
         head = digest
     values = {**values, "head_seq": seq, "head_hash": head, "lock_version": expected_version + 1}
-    result = session.execute(
+    result = session.connection().execute(
         _update_instance(tuple(values)),
         {"row_id": instance.id, "expected": expected_version, **_prefixed(values)},
     )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if result.rowcount != 1:
         raise StaleInstance(
             f"complaint {instance.id} was changed by someone else meanwhile; reload and try again"
         )
     for name, value in values.items():
         set_committed_value(instance, name, value)  # already written: not dirty again
     if rows:
-        session.execute(insert(EVENTS), rows)
+        session.connection().execute(insert(EVENTS), rows)
