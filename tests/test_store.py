@@ -1,0 +1,75 @@
+"""The store's transactions: how they begin and end on each database, which decides how fast
+the engine's steps run and whether they wait for one another well."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import bindparam, event, select, text, update
+
+from complaintflow.config import Settings
+from complaintflow.db import Store
+from complaintflow.models import Role, User
+
+
+def test_sqlite_writers_in_one_process_queue_in_the_store_not_in_sqlite(tmp_path: Path) -> None:
+    # Without SQLite's busy handler (timeout 0) a writer that met another in SQLite would fail
+    # with "database is locked" at once; in the store they wait their turn and both commit.
+    url = f"sqlite:///{tmp_path / 'cf.db'}"
+    store = Store(Settings(home=tmp_path, database_url=url, secret_key="test"))
+
+    @event.listens_for(store.engine, "connect")
+    def _no_busy_wait(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.execute("PRAGMA busy_timeout=0")
+
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE counter (n INTEGER)")
+        conn.exec_driver_sql("INSERT INTO counter VALUES (0)")
+    first_in = threading.Event()
+    failures: list[BaseException] = []
+
+    def add(hold: float) -> None:
+        try:
+            with store.write() as session:
+                first_in.set()
+                session.execute(text("UPDATE counter SET n = n + 1"))
+                time.sleep(hold)
+        except BaseException as exc:  # the assertion below shows it
+            failures.append(exc)
+
+    slow = threading.Thread(target=add, args=(0.3,))
+    slow.start()
+    first_in.wait(5)
+    add(0)
+    slow.join()
+    with store.read() as session:
+        total = session.scalar(text("SELECT n FROM counter"))
+    store.dispose()
+    assert failures == []
+    assert total == 2
+
+
+def test_postgresql_keeps_prepared_statements_across_reads_and_writes(
+    pg_url: str, tmp_path: Path
+) -> None:
+    # psycopg prepares a statement run often on a connection and forgets all of them on a
+    # ROLLBACK: the store's transactions must not end so, or every statement is planned again.
+    store = Store(Settings(home=tmp_path, database_url=pg_url, secret_key="test"))
+    try:
+        for _ in range(8):
+            with store.read() as session:
+                session.scalar(select(Role.key).where(Role.key == bindparam("k")), {"k": "admin"})
+            with store.write() as session:
+                session.execute(update(Role).where(Role.key == "admin").values(name=Role.name))
+            store.rows(select(User.id).where(User.id == bindparam("uid")), {"uid": 1})
+        with store.read() as session:
+            prepared = session.scalars(text("SELECT statement FROM pg_prepared_statements"))
+            kept = " ".join(prepared)
+    finally:
+        store.dispose()
+    assert "FROM roles" in kept
+    assert "UPDATE roles" in kept
+    assert "FROM users" in kept
