@@ -62,13 +62,10 @@ _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")  # printable ASCII, as he
 _ATTEMPTS = 3
 
 # Built once: a statement with loader options costs more to build than to run. The instance
-# comes along, as every caller goes on to step it; its state stays unread unless the step finds
-# no workflow kept in memory (`Step.load`).
-_READY_TASK = (
-    select(Task)
-    .where(Task.id == bindparam("task_id"))
-    .options(joinedload(Task.instance).defer(Instance.state))
-)
+# comes along, as every caller goes on to step it, with its state: with several web processes
+# the workflow is often not kept in this one (`Step.load`), and reading the state later would
+# cost a second round trip.
+_READY_TASK = select(Task).where(Task.id == bindparam("task_id")).options(joinedload(Task.instance))
 
 T = TypeVar("T")
 
