@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 
 from complaintflow.app import services
 from complaintflow.bootstrap import demo_password
+from complaintflow.engine import queries
 from complaintflow.models import Attachment, Instance
 
 PNG = (
@@ -130,6 +131,19 @@ def test_the_inbox_shows_the_roles_tasks_with_counts_and_filters(site: Flask) ->
     assert technician.get("/inbox?procedure=bar").task_links() == []
     fragment = technician.get("/inbox?partial=1")
     assert fragment.html.lstrip().startswith("<table") and "<html" not in fragment.html
+
+
+def test_the_inbox_counts_a_busy_role_up_to_the_cap(
+    site: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(queries, "COUNT_CAP", 2)
+    for _ in range(3):
+        file_complaint(site)
+    admin = Page(site).sign_in("admin").get("/inbox")
+    assert re.search(r"<strong>2\+</strong> M&amp;E technician", admin.html)
+    assert len(admin.task_links()) == 3  # the list itself is not capped
+    monkeypatch.setattr(queries, "COUNT_CAP", 3)
+    assert re.search(r"<strong>3</strong> M&amp;E technician", admin.get("/inbox").html)
 
 
 def test_taking_and_giving_back_a_task(site: Flask) -> None:

@@ -106,6 +106,7 @@ def inbox() -> ResponseReturnValue:
         alerts=alerts,
         rows=rows,
         counts=counts,
+        count_cap=queries.COUNT_CAP,
         lanes=lanes,
         diagrams=diagrams,
         now=now,
