@@ -73,3 +73,23 @@ def test_postgresql_keeps_prepared_statements_across_reads_and_writes(
     assert "FROM roles" in kept
     assert "UPDATE roles" in kept
     assert "FROM users" in kept
+
+
+
+def test_postgresql_runs_a_lone_read_as_one_round_trip(pg_url: str, tmp_path: Path) -> None:
+    # `rows` (who is calling, on every request) sends its statement alone: no BEGIN before it
+    # and no COMMIT after it, two round trips fewer. The server's transaction status after the
+    # statement says which: idle when it ran on its own, "in transaction" after a BEGIN.
+    store = Store(Settings(home=tmp_path, database_url=pg_url, secret_key="test"))
+    seen: list[str] = []
+
+    @event.listens_for(store.engine, "after_cursor_execute")
+    def _status(conn: Any, *_: Any) -> None:
+        seen.append(conn.connection.driver_connection.info.transaction_status.name)
+
+    try:
+        for _ in range(8):
+            store.rows(select(User.id).where(User.id == bindparam("uid")), {"uid": 1})
+    finally:
+        store.dispose()
+    assert seen == ["IDLE"] * 8
