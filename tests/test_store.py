@@ -75,7 +75,6 @@ def test_postgresql_keeps_prepared_statements_across_reads_and_writes(
     assert "FROM users" in kept
 
 
-
 def test_postgresql_runs_a_lone_read_as_one_round_trip(pg_url: str, tmp_path: Path) -> None:
     # `rows` (who is calling, on every request) sends its statement alone: no BEGIN before it
     # and no COMMIT after it, two round trips fewer. The server's transaction status after the
