@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import Engine, Executable, Row, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from .config import Settings
@@ -57,6 +57,23 @@ def _sqlite_engine(settings: Settings) -> Engine:
         conn.connection.driver_connection.execute("BEGIN " + mode)
 
     return engine
+
+
+@contextmanager
+def pipelined(session: Session) -> Iterator[None]:
+    """Run the block's statements, whose results nothing reads, as one batch: on PostgreSQL
+    they are sent together and answered in one round trip (psycopg's pipeline mode) instead of
+    one each. A statement whose rows or row count is read must not run in the block."""
+    conn = session.connection()
+    if conn.dialect.name != "postgresql":
+        yield
+        return
+    dbapi_error = conn.dialect.loaded_dbapi.Error
+    try:
+        with conn.connection.driver_connection.pipeline():
+            yield
+    except dbapi_error as exc:  # reported when the batch ends, where SQLAlchemy does not see it
+        raise DBAPIError.instance(None, None, exc, dbapi_error) from exc
 
 
 class Store:

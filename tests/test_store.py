@@ -8,11 +8,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import bindparam, event, select, text, update
+import pytest
+from sqlalchemy import bindparam, event, insert, select, text, update
+from sqlalchemy.exc import IntegrityError
 
 from complaintflow.config import Settings
-from complaintflow.db import Store
+from complaintflow.db import Store, pipelined
 from complaintflow.models import Role, User
+from complaintflow.services import Services
+
+from .complaints import Complaint
+from .conftest import BUNDLED
 
 
 def test_sqlite_writers_in_one_process_queue_in_the_store_not_in_sqlite(tmp_path: Path) -> None:
@@ -92,3 +98,46 @@ def test_postgresql_runs_a_lone_read_as_one_round_trip(pg_url: str, tmp_path: Pa
     finally:
         store.dispose()
     assert seen == ["IDLE"] * 8
+
+
+def test_a_step_on_postgresql_sends_its_history_and_inbox_rows_in_one_batch(
+    pg_url: str, tmp_path: Path
+) -> None:
+    # After the version-checked UPDATE of the instance, nothing reads what the step writes:
+    # its events and task rows go in one pipeline, one round trip instead of one each.
+    svc = Services.build(
+        Settings(home=tmp_path, database_url=pg_url, secret_key="test", bpmn_dir=BUNDLED)
+    )
+    sent: list[tuple[str, str]] = []
+
+    @event.listens_for(svc.store.engine, "before_cursor_execute")
+    def _mode(conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        mode = conn.connection.driver_connection.info.pipeline_status.name
+        sent.append((" ".join(statement.split()[:3]), mode))
+
+    try:
+        Complaint(svc, "facility").do("contact_complainant", assessment="solvable")
+    finally:
+        svc.store.dispose()
+    writes = [s for s in sent if s[0].startswith(("INSERT INTO events", "INSERT INTO tasks"))]
+    finished = [s for s in sent if s[0].startswith("UPDATE tasks SET")]
+    assert writes and finished
+    assert {mode for _, mode in writes + finished} == {"ON"}
+    assert {mode for what, mode in sent if what.startswith("UPDATE instances")} == {"OFF"}
+
+
+def test_a_batch_that_the_database_refuses_fails_as_any_statement_would(
+    pg_url: str, tmp_path: Path
+) -> None:
+    # The refusal arrives when the batch ends, past SQLAlchemy: it still surfaces as SQLAlchemy's
+    # error, which the engine and the store handle, and nothing of the transaction is kept.
+    store = Store(Settings(home=tmp_path, database_url=pg_url, secret_key="test"))
+    try:
+        with pytest.raises(IntegrityError), store.write() as session, pipelined(session):
+            session.execute(update(Role).where(Role.key == "admin").values(name="renamed"))
+            session.execute(insert(Role).values(key="admin", name="again"))
+        with store.read() as session:
+            name = session.scalar(select(Role.name).where(Role.key == "admin"))
+    finally:
+        store.dispose()
+    assert name != "renamed"

@@ -26,6 +26,7 @@ from .. import notices
 from ..attachments import StoredFile
 from ..chain import event_hash
 from ..config import Settings
+from ..db import pipelined
 from ..diagrams import CompiledDiagram
 from ..errors import ComplaintflowError, StaleInstance
 from ..handlers import HandlerContext, HandlerRegistry
@@ -35,7 +36,11 @@ from .history import Draft, StepTrace, diff, due_at, next_timer_at, snapshot
 from .runtime import StateCodec, WorkflowCache
 
 INSTANCES, TASKS, EVENTS = (cast(Table, m.__table__) for m in (Instance, Task, Event))
-# Built once: constructing a statement costs more than running it on the hot path.
+# Built once: constructing a statement costs more than running it on the hot path. The INSERTs
+# are inline: a one-row INSERT would otherwise ask for the new key back (RETURNING), a result
+# to read, which a pipelined batch cannot give.
+_ADD_TASKS = insert(TASKS).inline()
+_ADD_EVENTS = insert(EVENTS).inline()
 _FINISH_TASK = (
     update(TASKS)
     .where(TASKS.c.id == bindparam("task_id"), TASKS.c.state == "ready")
@@ -180,8 +185,12 @@ class Step:
             values["version_id"] = self.move_to
         if status in ("completed", "cancelled") and instance.completed_at is None:
             values["completed_at"] = self.now
-        write_instance(self.session, instance, self.expected_version, changes.events, values)
-        self._sync_tasks(changes.ready, changes.finished)
+        chained = update_instance(
+            self.session, instance, self.expected_version, changes.events, values
+        )
+        with pipelined(self.session):  # nothing reads what these write: one round trip
+            append_events(self.session, chained)
+            self._sync_tasks(changes.ready, changes.finished)
         self._publish(changes.events)
         if status == "running" and self.move_to is None:
             self._keep_after_commit(workflow, instance.lock_version)
@@ -233,7 +242,7 @@ class Step:
         # the inbox rows need no ORM identity, and this is the hot path.
         if ready:
             self.session.connection().execute(
-                insert(TASKS),
+                _ADD_TASKS,
                 [
                     {
                         "id": str(task.id),
@@ -286,7 +295,20 @@ def write_instance(
     values: dict[str, Any],
 ) -> None:
     """Update the instance row if nobody else did since `expected_version` was read, and chain
-    the events onto its history. The row's version check is what serialises writers."""
+    the events onto its history."""
+    append_events(session, update_instance(session, instance, expected_version, drafts, values))
+
+
+def update_instance(
+    session: Session,
+    instance: Instance,
+    expected_version: int,
+    drafts: list[Draft],
+    values: dict[str, Any],
+) -> list[dict[str, Any]]:
+    """The first half of `write_instance`: the instance row, with the new end of its history
+    chain; returns the chained event rows, for `append_events`. The row's version check is what
+    serialises writers."""
     seq, head = instance.head_seq, instance.head_hash
     rows = []
     for draft in drafts:
@@ -328,5 +350,9 @@ def write_instance(
         )
     for name, value in values.items():
         set_committed_value(instance, name, value)  # already written: not dirty again
+    return rows
+
+
+def append_events(session: Session, rows: list[dict[str, Any]]) -> None:
     if rows:
-        session.connection().execute(insert(EVENTS), rows)
+        session.connection().execute(_ADD_EVENTS, rows)
