@@ -8,7 +8,7 @@ with SQLITE_BUSY instead of waiting when another writer got there first.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from typing import Any
 
@@ -59,6 +59,19 @@ def _sqlite_engine(settings: Settings) -> Engine:
     return engine
 
 
+_AFTER_COMMIT = "complaintflow_after_commit"
+
+
+def after_commit(session: Session, callback: Callable[[], None]) -> None:
+    """Call `callback` once the session's transaction has committed; never if it does not."""
+    session.info.setdefault(_AFTER_COMMIT, []).append(callback)
+
+
+def _run_after_commit(session: Session) -> None:
+    for callback in session.info.pop(_AFTER_COMMIT, ()):
+        callback()
+
+
 @contextmanager
 def pipelined(session: Session) -> Iterator[None]:
     """Run the block's statements, whose results nothing reads, as one batch: on PostgreSQL
@@ -83,6 +96,9 @@ class Store:
         self.settings = settings
         self.engine = make_engine(settings)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # One listener for every session: adding one per session costs more than the step's
+        # statements do.
+        event.listen(self._sessions, "after_commit", _run_after_commit)
         # SQLite has one writer at a time, and a writer that finds the lock taken sleeps in
         # SQLite's busy handler (1, 2, 5, 10... ms) before it looks again: this process's own
         # writers queue here instead, and the next one starts as soon as the last commits.

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from sqlalchemy import delete, select, text, update
+from sqlalchemy import event as sa_event
 
 from complaintflow.app import services
 from complaintflow.chain import event_hash
@@ -22,7 +23,7 @@ from complaintflow.errors import Conflict, InvalidData
 from complaintflow.models import ComplaintRecord, Event, Instance, Notification, Task
 from complaintflow.services import Services
 
-from .conftest import FLAKY_FOR, MECHANICS
+from .conftest import FLAKY_FOR, MECHANICS, REPO_ROOT
 
 
 @pytest.fixture
@@ -103,6 +104,28 @@ def test_a_task_completes_once(mech: Services) -> None:
     with pytest.raises(Conflict, match="already completed by desk"):
         mech.engine.complete(task.id, {"solved": True}, "someone-else")
     assert instance(mech, instance_id).status == "completed"
+
+
+def test_the_next_step_reuses_the_workflow_saved_here_unless_the_row_moved_on(
+    mech: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    restored: list[str] = []
+    restore = mech.engine.codec.loads
+    monkeypatch.setattr(
+        mech.engine.codec,
+        "loads",
+        lambda text, *rest: restored.append(text) or restore(text, *rest),
+    )
+    kept, moved = start(mech), start(mech)
+    with mech.store.write() as session:  # as another process would: the row's version moves on
+        row = session.get(Instance, moved)
+        assert row is not None
+        write_instance(session, row, row.lock_version, [], {})
+    mech.engine.complete(ready(mech, kept)[0].id, {"solved": False}, "desk")
+    assert restored == []
+    mech.engine.complete(ready(mech, moved)[0].id, {"solved": False}, "desk")
+    assert len(restored) == 1
+    assert [t.bpmn_id for t in ready(mech, kept)] == [t.bpmn_id for t in ready(mech, moved)]
 
 
 def test_racing_completions_let_exactly_one_through(mech: Services) -> None:
@@ -265,3 +288,48 @@ def test_the_database_refuses_to_rewrite_history_or_drop_records(mech: Services)
             session.execute(statement)
     with mech.store.read() as session:
         assert session.execute(text("select count(*) from events")).scalar_one() == 4
+
+
+def test_a_completion_answers_with_every_task_now_waiting(mech: Services, tmp_path: Path) -> None:
+    # Two branches in parallel: after the split both tasks are new, the step knows them and
+    # answers without reading them back; after one branch the other was waiting before the
+    # step, so the answer is read. Either way it is what the inbox holds.
+    parallel = tmp_path / "parallel"
+    shutil.copytree(REPO_ROOT / "bench" / "standard", parallel)
+    bpmn = parallel / "standard.bpmn"
+    xml = bpmn.read_text()
+    for old, new in [
+        ('<bpmn:exclusiveGateway id="choose" default="f5">', '<bpmn:parallelGateway id="choose">'),
+        ("</bpmn:exclusiveGateway>", "</bpmn:parallelGateway>"),
+        (
+            '<bpmn:conditionExpression xsi:type="bpmn:tFormalExpression">branch == "left"'
+            "</bpmn:conditionExpression>",
+            "",
+        ),
+    ]:
+        assert old in xml
+        xml = xml.replace(old, new)
+    bpmn.write_text(xml)
+    deployed = mech.engine.deploy(bpmn, "owner")
+    mech.engine.put_in_effect(deployed.key, deployed.version, "a test of parallel tasks")
+    instance_id = mech.engine.start("standard", {}, "bench_worker")
+    reads: list[str] = []
+
+    @sa_event.listens_for(mech.store.engine, "before_cursor_execute")
+    def _reads(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().startswith("SELECT") and "tasks.instance_id =" in statement:
+            reads.append(statement)
+
+    def complete(bpmn_id: str) -> tuple[list[str], int]:
+        (task,) = [t for t in ready(mech, instance_id) if t.bpmn_id == bpmn_id]
+        reads.clear()
+        answer = mech.engine.complete(task.id, {"branch": "left"}, "bench_worker")
+        read_back = len(reads)
+        inbox = [queries.task_summary(t) for t in ready(mech, instance_id)]
+        assert sorted(answer["next_tasks"], key=str) == sorted(inbox, key=str)
+        return [t["bpmn_id"] for t in answer["next_tasks"]], read_back
+
+    assert complete("first") == (["second"], 0)
+    assert sorted(complete("second")[0]) == ["left", "right"]
+    assert complete("left") == (["right"], 1)
+    assert complete("right") == ([], 0)

@@ -13,7 +13,7 @@ from sqlalchemy import bindparam, event, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from complaintflow.config import Settings
-from complaintflow.db import Store, pipelined
+from complaintflow.db import Store, after_commit, pipelined
 from complaintflow.models import Role, User
 from complaintflow.services import Services
 
@@ -141,3 +141,21 @@ def test_a_batch_that_the_database_refuses_fails_as_any_statement_would(
     finally:
         store.dispose()
     assert name != "renamed"
+
+
+def test_what_waits_for_the_commit_runs_after_it_and_never_after_a_rollback(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'cf.db'}"
+    store = Store(Settings(home=tmp_path, database_url=url, secret_key="test"))
+    ran: list[str] = []
+    with store.write() as session:
+        after_commit(session, lambda: ran.append("committed"))
+        assert ran == []
+    with pytest.raises(RuntimeError), store.write() as session:
+        after_commit(session, lambda: ran.append("rolled back"))
+        raise RuntimeError("the step failed")
+    with store.write():
+        pass
+    store.dispose()
+    assert ran == ["committed"]

@@ -281,7 +281,7 @@ class Engine(AdminActs, DeadlineActs, MigrationActs, VersionActs):
                 task.run()
 
             step.run(workflow, finish)
-            return queries.outcome(session, instance)
+            return queries.outcome(session, instance, step.waiting)
 
     def claim(
         self,

@@ -56,6 +56,7 @@ class StepChanges:
     events: list[Draft]
     ready: list[SpiffTask]  # human tasks that became ready
     finished: dict[str, str]  # human task id -> "completed" | "cancelled"
+    waiting: int  # human tasks ready after the step, those that were ready before included
 
 
 def snapshot(workflow: BpmnWorkflow) -> dict[UUID, int]:
@@ -125,10 +126,12 @@ def diff(
         timeline.append((task.last_state_change, len(timeline), draft))
 
     present = set()
+    waiting = 0
     for task in workflow.get_tasks():
         present.add(task.id)
         spec = task.task_spec
         was, now = before.get(task.id), task.state
+        waiting += now == TaskState.READY and spec.manual
         if spec.bpmn_id is None or was == now:
             continue
         if now == TaskState.COMPLETED:
@@ -156,4 +159,4 @@ def diff(
         if state == TaskState.READY and task_id not in present:  # pruned from the tree
             finished[str(task_id)] = "cancelled"
     timeline.sort(key=lambda item: item[:2])
-    return StepChanges([draft for _, _, draft in timeline], ready, finished)
+    return StepChanges([draft for _, _, draft in timeline], ready, finished, waiting)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -155,10 +156,17 @@ def ready_tasks_of(session: Session, instance_id: int) -> list[Task]:
     return list(session.scalars(_READY_TASKS_OF, {"instance_id": instance_id}))
 
 
-def outcome(session: Session, instance: Instance) -> dict[str, Any]:
-    """A complaint as a step left it: its summary and the tasks now waiting for someone (read
-    as plain rows: the hot path of every completion has no use for ORM objects)."""
-    ready = session.connection().execute(_READY_OF, {"instance_id": instance.id})
+def outcome(
+    session: Session, instance: Instance, waiting: Sequence[Task] | None = None
+) -> dict[str, Any]:
+    """A complaint as a step left it: its summary and the tasks now waiting for someone, as the
+    step knew them (`Step.waiting`) or else read (as plain rows: the hot path of every
+    completion has no use for ORM objects)."""
+    ready = (
+        waiting
+        if waiting is not None
+        else session.connection().execute(_READY_OF, {"instance_id": instance.id})
+    )
     return {**instance_summary(instance), "next_tasks": [task_summary(t) for t in ready]}
 
 

@@ -17,7 +17,7 @@ from typing import Any, cast
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import Table, Update, bindparam, event, insert, update
+from sqlalchemy import Table, Update, bindparam, insert, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -26,7 +26,7 @@ from .. import notices
 from ..attachments import StoredFile
 from ..chain import event_hash
 from ..config import Settings
-from ..db import pipelined
+from ..db import after_commit, pipelined
 from ..diagrams import CompiledDiagram
 from ..errors import ComplaintflowError, StaleInstance
 from ..handlers import HandlerContext, HandlerRegistry
@@ -70,6 +70,9 @@ class Step:
 
     def __post_init__(self) -> None:
         self.preface: list[Draft] = []  # events that come before what the engine did
+        # The human tasks the saved step left waiting, when it made every one of them (None
+        # when some were waiting before it): what they are is known without reading them back.
+        self.waiting: list[Task] | None = None
         self.trace = StepTrace(actor=self.actor)
         self.expected_version = self.instance.lock_version
 
@@ -188,20 +191,16 @@ class Step:
         chained = update_instance(
             self.session, instance, self.expected_version, changes.events, values
         )
+        ready = [self._ready_row(task) for task in changes.ready]
         with pipelined(self.session):  # nothing reads what these write: one round trip
             append_events(self.session, chained)
-            self._sync_tasks(changes.ready, changes.finished)
+            self._sync_tasks(ready, changes.finished)
+        if changes.waiting == len(ready):
+            self.waiting = [Task(**row) for row in ready]
         self._publish(changes.events)
         if status == "running" and self.move_to is None:
-            self._keep_after_commit(workflow, instance.lock_version)
-
-    def _keep_after_commit(self, workflow: BpmnWorkflow, version: int) -> None:
-        instance_id = self.instance.id
-
-        def keep(_: Session) -> None:
-            self.workflows.put(instance_id, version, workflow)
-
-        event.listen(self.session, "after_commit", keep, once=True)
+            kept = (self.instance.id, instance.lock_version, workflow)
+            after_commit(self.session, lambda: self.workflows.put(*kept))
 
     def _publish(self, events: list[Draft]) -> None:
         """Other systems' subscriptions hear of what this step did, with the step."""
@@ -237,26 +236,24 @@ class Step:
                 )
             )
 
-    def _sync_tasks(self, ready: list[Any], finished: dict[str, str]) -> None:
+    def _ready_row(self, task: Any) -> dict[str, Any]:
+        """The inbox row of a human task that became ready."""
+        return {
+            "id": str(task.id),
+            "instance_id": self.instance.id,
+            "bpmn_id": task.task_spec.bpmn_id,
+            "name": task.task_spec.bpmn_name or task.task_spec.bpmn_id,
+            "role": self.diagram.role_of(task.task_spec) or "",
+            "state": "ready",
+            "due_at": due_at(task),
+            "created_at": self.now,
+        }
+
+    def _sync_tasks(self, ready: list[dict[str, Any]], finished: dict[str, str]) -> None:
         # Core statements on the session's connection, past the ORM (no flush to wait for):
         # the inbox rows need no ORM identity, and this is the hot path.
         if ready:
-            self.session.connection().execute(
-                _ADD_TASKS,
-                [
-                    {
-                        "id": str(task.id),
-                        "instance_id": self.instance.id,
-                        "bpmn_id": task.task_spec.bpmn_id,
-                        "name": task.task_spec.bpmn_name or task.task_spec.bpmn_id,
-                        "role": self.diagram.role_of(task.task_spec) or "",
-                        "state": "ready",
-                        "due_at": due_at(task),
-                        "created_at": self.now,
-                    }
-                    for task in ready
-                ],
-            )
+            self.session.connection().execute(_ADD_TASKS, ready)
         if finished:
             self.session.connection().execute(
                 _FINISH_TASK,
