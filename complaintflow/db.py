@@ -81,9 +81,10 @@ def pipelined(session: Session) -> Iterator[None]:
     if conn.dialect.name != "postgresql":
         yield
         return
-    dbapi_error = conn.dialect.loaded_dbapi.Error
+    driver, dbapi_error = conn.connection.driver_connection, conn.dialect.loaded_dbapi.Error
+    assert driver is not None  # the session's connection, in its transaction
     try:
-        with conn.connection.driver_connection.pipeline():
+        with driver.pipeline():
             yield
     except dbapi_error as exc:  # reported when the batch ends, where SQLAlchemy does not see it
         raise DBAPIError.instance(None, None, exc, dbapi_error) from exc
