@@ -26,7 +26,6 @@ The clients run on the same cores as the servers: their CPU is part of what is m
 from __future__ import annotations
 
 import argparse
-import ctypes
 import itertools
 import json
 import math
@@ -34,9 +33,7 @@ import multiprocessing
 import os
 import shlex
 import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -70,6 +67,7 @@ from complaintflow.bootstrap import demo_password, initialise  # noqa: E402
 from complaintflow.engine import queries  # noqa: E402
 from complaintflow.models import Task  # noqa: E402
 from complaintflow.services import Services  # noqa: E402
+from tests.processes import Processes, tree  # noqa: E402
 
 STANDARD = next(w for w in WORKLOADS if w.name == "standard")
 FACILITY = next(w for w in WORKLOADS if w.name == "facility")
@@ -271,23 +269,6 @@ def _proc_seconds(path: str, first: int, last: int) -> float:
     return sum(int(f) for f in fields[first : last + 1]) / os.sysconf("SC_CLK_TCK")
 
 
-def _tree(pid: int) -> list[int]:
-    """The process and its descendants (gunicorn's workers, Celery's pool)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(parent, []).append(int(entry.name))
-    found, todo = [], [pid]
-    while todo:
-        found.append(current := todo.pop())
-        todo += children.get(current, [])
-    return found
-
-
 class CpuMeter(threading.Thread):
     """CPU seconds each part of the system used between t0 and t1: the servers' processes,
     PostgreSQL's backends for this database, and the machine as a whole (/proc/stat), whose
@@ -364,84 +345,17 @@ def lateness(svc: Services, ids: list[int], wait: float) -> tuple[list[float], i
         time.sleep(0.5)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _die_with_parent() -> None:
-    """In a started process: SIGTERM when the benchmark dies, even by SIGKILL (PR_SET_PDEATHSIG)."""
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
-
-
-class Servers:
-    """The server processes of one backend: started, waited for, stopped (all of them, always)."""
-
-    def __init__(self, home: Path, env: dict[str, str]) -> None:
-        self.home, self.port = home, _free_port()
-        home.mkdir(parents=True, exist_ok=True)
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("COMPLAINTFLOW_")},
-            "COMPLAINTFLOW_HOME": str(home),
-            "COMPLAINTFLOW_BPMN_DIR": str(REPO / "bpmn"),
-            "COMPLAINTFLOW_SECRET_KEY": "bench-http",
-            **env,
-        }
-        self.processes: dict[str, subprocess.Popen[bytes]] = {}
-
-    def spawn(self, name: str, *args: str) -> None:
-        with open(self.home / f"{name}.log", "ab") as log:
-            self.processes[name] = subprocess.Popen(
-                [sys.executable, "-m", *args],
-                cwd=REPO,
-                env=self.env,
-                stdout=log,
-                stderr=log,
-                start_new_session=True,  # Ctrl-C reaches the benchmark, which stops them in order
-                preexec_fn=_die_with_parent,
-            )
-
-    def wait_for_web(self) -> None:
-        until = time.monotonic() + 90
-        while time.monotonic() < until:
-            for name, process in self.processes.items():
-                if process.poll() is not None:
-                    raise RuntimeError(f"{name} exited: {self.log_tail(name)}")
-            try:
-                if httpx.get(self.base + "/healthz", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"the web server did not answer in 90 s: {self.log_tail('web')}")
-
-    def log_tail(self, name: str) -> str:
-        return (self.home / f"{name}.log").read_text(errors="replace")[-2000:]
-
-    def check_alive(self) -> None:
-        for name, process in self.processes.items():
-            if process.poll() is not None:
-                raise RuntimeError(f"{name} died during the run: {self.log_tail(name)}")
-
-    def stop(self) -> None:
-        for process in self.processes.values():
-            if process.poll() is None:
-                process.terminate()
-        for process in self.processes.values():
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
 @contextmanager
-def servers(backend: str, svc: Services, args: argparse.Namespace) -> Iterator[tuple[Servers, str]]:
-    env = {"COMPLAINTFLOW_DATABASE_URL": svc.settings.database_url}
+def servers(
+    backend: str, svc: Services, args: argparse.Namespace
+) -> Iterator[tuple[Processes, str]]:
+    env = {
+        "COMPLAINTFLOW_DATABASE_URL": svc.settings.database_url,
+        "COMPLAINTFLOW_BPMN_DIR": str(REPO / "bpmn"),
+        "COMPLAINTFLOW_SECRET_KEY": "bench-http",
+    }
     if backend == "sqlite":
-        running = Servers(svc.settings.home, env)
+        running = Processes(svc.settings.home, env, die_with_caller=True)
         threads = str(args.serve_threads)
         what = f"complaintflow serve (waitress, {threads} threads, background threads), SQLite WAL"
         running.spawn(
@@ -451,7 +365,7 @@ def servers(backend: str, svc: Services, args: argparse.Namespace) -> Iterator[t
         broker = f"redis://127.0.0.1:6379/{args.redis_db}"
         redis.Redis.from_url(broker).flushdb()
         env |= {"COMPLAINTFLOW_BROKER_URL": broker, "COMPLAINTFLOW_SLA_OVERRIDES": json.dumps(SLA)}
-        running = Servers(svc.settings.home, env)
+        running = Processes(svc.settings.home, env, die_with_caller=True)
         what = (
             f"gunicorn {args.web_workers} workers x {args.web_threads} threads + complaintflow"
             f" worker (1 process) + scheduler, PostgreSQL, Redis db {args.redis_db}"
@@ -468,7 +382,7 @@ def servers(backend: str, svc: Services, args: argparse.Namespace) -> Iterator[t
         running.spawn("worker", "complaintflow", "worker", "--concurrency", "1")
         running.spawn("scheduler", "complaintflow", "scheduler")
     try:
-        running.wait_for_web()
+        running.wait_for_web(90)
         yield running, what
     finally:
         running.stop()
@@ -486,7 +400,7 @@ class Run:
 
     backend: str
     svc: Services
-    servers: Servers
+    servers: Processes
     token: str
     args: argparse.Namespace
     numbering: Iterator[int]
@@ -508,13 +422,10 @@ class Run:
                 )
             )
         return {
-            "web": _tree(processes["web"].pid),
+            "web": tree(processes["web"].pid),
             "PostgreSQL": backends,
             "background": [
-                p
-                for n in ("worker", "scheduler")
-                if n in processes
-                for p in _tree(processes[n].pid)
+                p for n in ("worker", "scheduler") if n in processes for p in tree(processes[n].pid)
             ],
             "benchmark": [os.getpid()],
         }

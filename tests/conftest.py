@@ -9,12 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -34,6 +28,7 @@ from complaintflow.config import REPO_ROOT, Settings
 from complaintflow.handlers import HandlerContext, HandlerError, registry
 from complaintflow.services import Services
 
+from .processes import Processes
 from .receivers import Receiver, SmtpServer
 
 PG_ADMIN_URL = os.environ.get(
@@ -189,52 +184,20 @@ def svc(app: Flask) -> Services:
     return services(app)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class ServerProcess:
+class ServerProcess(Processes):
     """`complaintflow serve` in its own process on a given database and home; it can be
-    killed (SIGKILL, as a power cut would) and started again on the same data."""
+    killed (`kill("web")`, SIGKILL, as a power cut would) and started again on the same data."""
 
     def __init__(self, database_url: str, home: Path, env: dict[str, str]) -> None:
-        self.port = _free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.env = {
-            **os.environ,
-            "COMPLAINTFLOW_HOME": str(home),
-            "COMPLAINTFLOW_DATABASE_URL": database_url,
-            **env,
-        }
-        self.process: subprocess.Popen[bytes] | None = None
+        super().__init__(
+            home,
+            {"COMPLAINTFLOW_DATABASE_URL": database_url, **env},
+        )
 
     def start(self) -> str:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "complaintflow", "serve", "--port", str(self.port)],
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for _ in range(150):
-            try:
-                with urllib.request.urlopen(self.base + "/healthz", timeout=2) as answer:
-                    if answer.status == 200:
-                        return self.base
-            except OSError:
-                time.sleep(0.1)
-        pytest.fail("complaintflow serve did not answer within 15 s")
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
+        self.spawn("web", "complaintflow", "serve", "--port", str(self.port))
+        self.wait_for_web(15)
+        return self.base
 
 
 @pytest.fixture

@@ -69,7 +69,7 @@ def test_killed_while_delivering_it_delivers_after_restart_once(
     _with_phone_for_supervisor(server)
     _urgent_complaint(Http(server.start()))
     _until(lambda: len(gateway.calls) == 1, 10, "the SMS gateway was called")
-    server.kill()  # mid-call: the message is taken, and its delivery never recorded
+    server.kill("web")  # mid-call: the message is taken, and its delivery never recorded
     assert gateway.hold is not None
     gateway.hold.set()
     server.start()
@@ -135,7 +135,7 @@ def test_a_timer_due_during_downtime_fires_right_after_start_up(
     _, started = http.call(
         "POST", "/api/v1/procedures/facility/instances", "clerk", {"data": fill(intake)}
     )
-    server.kill()
+    server.kill("web")
     due = datetime.fromisoformat(started["next_tasks"][0]["due_at"])
     time.sleep(max(0.0, due.timestamp() - time.time()) + 2)  # it falls due while down
     server.start()

@@ -175,7 +175,7 @@ def scaled(
     try:
         yield cluster, receivers, svc
     finally:
-        cluster.stop_all()
+        cluster.stop()
         svc.store.dispose()
 
 
