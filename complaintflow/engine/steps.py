@@ -199,7 +199,7 @@ class Step:
             self.waiting = [Task(**row) for row in ready]
         self._publish(changes.events)
         if status == "running" and self.move_to is None:
-            kept = (self.instance.id, instance.lock_version, workflow)
+            kept = (instance.id, instance.lock_version, workflow)
             after_commit(self.session, lambda: self.workflows.put(*kept))
 
     def _publish(self, events: list[Draft]) -> None:
