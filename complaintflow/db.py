@@ -8,13 +8,14 @@ with SQLITE_BUSY instead of waiting when another writer got there first.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from sqlalchemy import Engine, Executable, Row, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from .config import Settings
@@ -31,7 +32,36 @@ def make_engine(settings: Settings) -> Engine:
         return _sqlite_engine(settings)
     if url.drivername in ("postgresql", "postgres"):
         url = url.set(drivername="postgresql+psycopg")
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    engine = create_engine(url, pool_size=10, max_overflow=20)
+    _ping_when_idle(engine)
+    return engine
+
+
+# A pooled connection given back less than this long ago is taken to be alive, as HikariCP's
+# aliveBypassWindowMs does: pinging it would cost a round trip on every request (two on an API
+# call), and a server that went away and came back meanwhile is impossible — a PostgreSQL
+# restart takes seconds. One that did die in the window fails its statement, as one dying in
+# the middle of a transaction does, and the pool then replaces every older connection.
+ALIVE_WINDOW = 0.5
+_RETURNED_AT = "complaintflow_returned_at"
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """SQLAlchemy's pre-ping, except for connections in use a moment ago."""
+
+    @event.listens_for(engine, "connect")
+    @event.listens_for(engine, "checkin")
+    def _returned(_dbapi_conn: Any, record: Any) -> None:
+        record.info[_RETURNED_AT] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        if time.monotonic() - record.info.get(_RETURNED_AT, 0.0) <= ALIVE_WINDOW:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except engine.dialect.loaded_dbapi.Error as exc:  # the pool connects anew, up to 3 times
+            raise DisconnectionError("the pooled connection is gone") from exc
 
 
 def _sqlite_engine(settings: Settings) -> Engine:

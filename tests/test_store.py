@@ -8,10 +8,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from sqlalchemy import bindparam, event, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
+from complaintflow import db
 from complaintflow.config import Settings
 from complaintflow.db import Store, after_commit, pipelined
 from complaintflow.models import Role, User
@@ -98,6 +100,47 @@ def test_postgresql_runs_a_lone_read_as_one_round_trip(pg_url: str, tmp_path: Pa
     finally:
         store.dispose()
     assert seen == ["IDLE"] * 8
+
+
+def _backend_pid(store: Store) -> int:
+    rows = store.rows(text("SELECT pg_backend_pid()"), {})
+    return int(rows[0][0])
+
+
+def test_postgresql_pings_only_a_connection_that_sat_idle(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A ping is a round trip: one before every checkout would be one or two more per request.
+    # A connection given back a moment ago goes out without one; one idle past the window is
+    # pinged first.
+    store = Store(Settings(home=tmp_path, database_url=pg_url, secret_key="test"))
+    pings: list[Any] = []
+    ping = store.engine.dialect.do_ping
+    monkeypatch.setattr(store.engine.dialect, "do_ping", lambda conn: pings.append(ping(conn)))
+    try:
+        pids = {_backend_pid(store) for _ in range(8)}
+        assert (pings, len(pids)) == ([], 1)
+        monkeypatch.setattr(db, "ALIVE_WINDOW", 0.0)
+        assert _backend_pid(store) in pids
+        assert len(pings) == 1
+    finally:
+        store.dispose()
+
+
+def test_postgresql_replaces_a_pooled_connection_that_died_while_idle(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The server ended the connection while it sat in the pool (a restart, an administrator):
+    # the ping before it goes out finds that, and the caller gets a new one, not an error.
+    store = Store(Settings(home=tmp_path, database_url=pg_url, secret_key="test"))
+    try:
+        first = _backend_pid(store)
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (first,))
+        monkeypatch.setattr(db, "ALIVE_WINDOW", 0.0)
+        assert _backend_pid(store) != first
+    finally:
+        store.dispose()
 
 
 def test_a_step_on_postgresql_sends_its_history_and_inbox_rows_in_one_batch(
