@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from typing import Any
 
-from sqlalchemy import Engine, Executable, Row, create_engine, event, text
+from sqlalchemy import CursorResult, Engine, Executable, Row, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -118,6 +118,12 @@ def pipelined(session: Session) -> Iterator[None]:
             yield
     except dbapi_error as exc:  # reported when the batch ends, where SQLAlchemy does not see it
         raise DBAPIError.instance(None, None, exc, dbapi_error) from exc
+
+
+def batch_rowcount(result: CursorResult[Any]) -> int:
+    """The row count of a statement run in `pipelined`, read after the block: SQLAlchemy's own
+    was read as the statement was queued, before the database answered."""
+    return int(result.context.cursor.rowcount)
 
 
 class Store:

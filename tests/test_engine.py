@@ -14,12 +14,14 @@ import pytest
 from flask import Flask
 from sqlalchemy import delete, select, text, update
 from sqlalchemy import event as sa_event
+from sqlalchemy.orm.attributes import set_committed_value
 
 from complaintflow.app import services
 from complaintflow.chain import event_hash
 from complaintflow.engine import queries
+from complaintflow.engine.history import Draft
 from complaintflow.engine.steps import write_instance
-from complaintflow.errors import Conflict, InvalidData
+from complaintflow.errors import Conflict, InvalidData, StaleInstance
 from complaintflow.models import ComplaintRecord, Event, Instance, Notification, Task
 from complaintflow.services import Services
 
@@ -159,6 +161,27 @@ def test_a_write_based_on_a_stale_read_is_refused(mech: Services) -> None:
         read_before_last_save = row.lock_version - 1
         with pytest.raises(Conflict, match="changed by someone else"):
             write_instance(session, row, read_before_last_save, [], {})
+
+
+def test_a_stale_write_whose_events_clash_with_the_winners_is_refused_as_stale(
+    mech: Services,
+) -> None:
+    # A writer that read before the last save numbers its events as the winner did: the
+    # database refuses them in the same batch as the instance's UPDATE, and what the caller
+    # hears is the version check's answer (try again), not a constraint violation.
+    instance_id = start(mech)
+    with mech.store.write() as session:
+        row = session.get(Instance, instance_id)
+        assert row is not None
+        set_committed_value(row, "head_seq", row.head_seq - 1)
+        with pytest.raises(StaleInstance, match="changed by someone else"):
+            write_instance(
+                session,
+                row,
+                row.lock_version - 1,
+                [Draft(row.updated_at, "desk", "task.claimed", "contact", "聯絡")],
+                {},
+            )
 
 
 def test_a_failing_handler_keeps_the_work_and_retry_resumes(mech: Services) -> None:

@@ -9,7 +9,8 @@ an optimistic version check (the loser of a race gets `Conflict`, nothing half-w
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -17,8 +18,8 @@ from typing import Any, cast
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import Table, Update, bindparam, insert, update
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import CursorResult, Table, Update, bindparam, insert, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -26,7 +27,7 @@ from .. import notices
 from ..attachments import StoredFile
 from ..chain import event_hash
 from ..config import Settings
-from ..db import after_commit, pipelined
+from ..db import after_commit, batch_rowcount, pipelined
 from ..diagrams import CompiledDiagram
 from ..errors import ComplaintflowError, StaleInstance
 from ..handlers import HandlerContext, HandlerRegistry
@@ -188,12 +189,10 @@ class Step:
             values["version_id"] = self.move_to
         if status in ("completed", "cancelled") and instance.completed_at is None:
             values["completed_at"] = self.now
-        chained = update_instance(
-            self.session, instance, self.expected_version, changes.events, values
-        )
         ready = [self._ready_row(task) for task in changes.ready]
-        with pipelined(self.session):  # nothing reads what these write: one round trip
-            append_events(self.session, chained)
+        with writing_instance(
+            self.session, instance, self.expected_version, changes.events, values
+        ):  # nothing reads what these write: in the instance's batch
             self._sync_tasks(ready, changes.finished)
         if changes.waiting == len(ready):
             self.waiting = [Task(**row) for row in ready]
@@ -293,19 +292,22 @@ def write_instance(
 ) -> None:
     """Update the instance row if nobody else did since `expected_version` was read, and chain
     the events onto its history."""
-    append_events(session, update_instance(session, instance, expected_version, drafts, values))
+    with writing_instance(session, instance, expected_version, drafts, values):
+        pass
 
 
-def update_instance(
+@contextmanager
+def writing_instance(
     session: Session,
     instance: Instance,
     expected_version: int,
     drafts: list[Draft],
     values: dict[str, Any],
-) -> list[dict[str, Any]]:
-    """The first half of `write_instance`: the instance row, with the new end of its history
-    chain; returns the chained event rows, for `append_events`. The row's version check is what
-    serialises writers."""
+) -> Iterator[None]:
+    """`write_instance`, with the block's own writes in the same batch: on PostgreSQL the
+    UPDATE, the events and the block's statements are sent together, one round trip, and the
+    UPDATE's row count — the version check that serialises writers — is read off the answer.
+    Nothing is committed before that check."""
     seq, head = instance.head_seq, instance.head_hash
     rows = []
     for draft in drafts:
@@ -337,19 +339,27 @@ def update_instance(
         )
         head = digest
     values = {**values, "head_seq": seq, "head_hash": head, "lock_version": expected_version + 1}
-    result = session.connection().execute(
-        _update_instance(tuple(values)),
-        {"row_id": instance.id, "expected": expected_version, **_prefixed(values)},
-    )
-    if result.rowcount != 1:
+    updated: CursorResult[Any] | None = None
+    try:
+        with pipelined(session):
+            updated = session.connection().execute(
+                _update_instance(tuple(values)),
+                {"row_id": instance.id, "expected": expected_version, **_prefixed(values)},
+            )
+            if rows:
+                session.connection().execute(_ADD_EVENTS, rows)
+            yield
+    except IntegrityError:
+        # A writer that read before the last save numbers its events as the winner did.
+        _check_version(updated, instance)
+        raise
+    _check_version(updated, instance)
+    for name, value in values.items():
+        set_committed_value(instance, name, value)  # already written: not dirty again
+
+
+def _check_version(updated: CursorResult[Any] | None, instance: Instance) -> None:
+    if updated is None or batch_rowcount(updated) != 1:
         raise StaleInstance(
             f"complaint {instance.id} was changed by someone else meanwhile; reload and try again"
         )
-    for name, value in values.items():
-        set_committed_value(instance, name, value)  # already written: not dirty again
-    return rows
-
-
-def append_events(session: Session, rows: list[dict[str, Any]]) -> None:
-    if rows:
-        session.connection().execute(_ADD_EVENTS, rows)
