@@ -121,9 +121,10 @@ def pipelined(session: Session) -> Iterator[None]:
 
 
 def batch_rowcount(result: CursorResult[Any]) -> int:
-    """The row count of a statement run in `pipelined`, read after the block: SQLAlchemy's own
-    was read as the statement was queued, before the database answered."""
-    return int(result.context.cursor.rowcount)
+    """The row count of a statement run in `pipelined`, read after the block. In a pipeline,
+    SQLAlchemy read it (-1) as the statement was queued; the driver's cursor has it once the
+    batch was answered."""
+    return result.rowcount if result.rowcount >= 0 else int(result.context.cursor.rowcount)
 
 
 class Store:
