@@ -14,6 +14,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import delete, select, text, update
 from sqlalchemy import event as sa_event
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 
 from complaintflow.app import services
@@ -182,6 +183,24 @@ def test_a_stale_write_whose_events_clash_with_the_winners_is_refused_as_stale(
                 [Draft(row.updated_at, "desk", "task.claimed", "contact", "聯絡")],
                 {},
             )
+
+
+def test_a_refused_write_of_an_up_to_date_instance_is_not_taken_for_a_race(
+    mech: Services,
+) -> None:
+    # The version check passed, so the refusal is a fault to see, not a race to retry.
+    instance_id = start(mech)
+    with pytest.raises(IntegrityError), mech.store.write() as session:
+        row = session.get(Instance, instance_id)
+        assert row is not None
+        set_committed_value(row, "head_seq", row.head_seq - 1)
+        write_instance(
+            session,
+            row,
+            row.lock_version,
+            [Draft(row.updated_at, "desk", "task.claimed", "contact", "聯絡")],
+            {},
+        )
 
 
 def test_a_failing_handler_keeps_the_work_and_retry_resumes(mech: Services) -> None:

@@ -349,17 +349,19 @@ def writing_instance(
             if rows:
                 session.connection().execute(_ADD_EVENTS, rows)
             yield
-    except IntegrityError:
+    except IntegrityError as exc:
         # A writer that read before the last save numbers its events as the winner did.
-        _check_version(updated, instance)
+        if updated is not None and batch_rowcount(updated) != 1:
+            raise _stale(instance) from exc
         raise
-    _check_version(updated, instance)
+    assert updated is not None  # the block ran
+    if batch_rowcount(updated) != 1:
+        raise _stale(instance)
     for name, value in values.items():
         set_committed_value(instance, name, value)  # already written: not dirty again
 
 
-def _check_version(updated: CursorResult[Any] | None, instance: Instance) -> None:
-    if updated is None or batch_rowcount(updated) != 1:
-        raise StaleInstance(
-            f"complaint {instance.id} was changed by someone else meanwhile; reload and try again"
-        )
+def _stale(instance: Instance) -> StaleInstance:
+    return StaleInstance(
+        f"complaint {instance.id} was changed by someone else meanwhile; reload and try again"
+    )
