@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from itsdangerous import URLSafeTimedSerializer
 
 from complaintflow.app import services
 from complaintflow.bootstrap import demo_password
@@ -219,7 +220,11 @@ def test_the_edit_page_gives_the_modeler_the_version_forms_and_handlers(
         ("event", True),
     ]
     assert data["save"] == "/procedures/facility/v1/drafts"
-    assert f'data-csrf="{owner.csrf}"' in html
+    # The session's CSRF token, signed anew with each second's timestamp: compare what is signed.
+    carried = re.search(r'data-csrf="([^"]+)"', html)
+    assert carried
+    signed = URLSafeTimedSerializer(app.secret_key, salt="wtf-csrf-token")
+    assert signed.loads(carried[1]) == signed.loads(owner.csrf)
     assert "/procedures/modeler-assets/bpmn-modeler.production.min.js" in html
     attribute = re.search(r"data-strings='([^']*)'", html)
     assert attribute
