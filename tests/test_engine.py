@@ -164,40 +164,23 @@ def test_a_write_based_on_a_stale_read_is_refused(mech: Services) -> None:
             write_instance(session, row, read_before_last_save, [], {})
 
 
-def test_a_stale_write_whose_events_clash_with_the_winners_is_refused_as_stale(
-    mech: Services,
+@pytest.mark.parametrize(("read_behind", "refusal"), [(1, StaleInstance), (0, IntegrityError)])
+def test_a_write_whose_events_clash_is_taken_for_a_race_only_when_its_version_was_stale(
+    mech: Services, read_behind: int, refusal: type[Exception]
 ) -> None:
     # A writer that read before the last save numbers its events as the winner did: the
-    # database refuses them in the same batch as the instance's UPDATE, and what the caller
-    # hears is the version check's answer (try again), not a constraint violation.
+    # database refuses them in the same batch as the instance's UPDATE, and the caller hears
+    # the version check's answer (try again). When the version check passed, the refusal is a
+    # fault to see, not a race to retry.
     instance_id = start(mech)
-    with mech.store.write() as session:
-        row = session.get(Instance, instance_id)
-        assert row is not None
-        set_committed_value(row, "head_seq", row.head_seq - 1)
-        with pytest.raises(StaleInstance, match="changed by someone else"):
-            write_instance(
-                session,
-                row,
-                row.lock_version - 1,
-                [Draft(row.updated_at, "desk", "task.claimed", "contact", "聯絡")],
-                {},
-            )
-
-
-def test_a_refused_write_of_an_up_to_date_instance_is_not_taken_for_a_race(
-    mech: Services,
-) -> None:
-    # The version check passed, so the refusal is a fault to see, not a race to retry.
-    instance_id = start(mech)
-    with pytest.raises(IntegrityError), mech.store.write() as session:
+    with pytest.raises(refusal), mech.store.write() as session:
         row = session.get(Instance, instance_id)
         assert row is not None
         set_committed_value(row, "head_seq", row.head_seq - 1)
         write_instance(
             session,
             row,
-            row.lock_version,
+            row.lock_version - read_behind,
             [Draft(row.updated_at, "desk", "task.claimed", "contact", "聯絡")],
             {},
         )
