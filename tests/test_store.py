@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from complaintflow import db
 from complaintflow.config import Settings
-from complaintflow.db import Store, after_commit, pipelined
+from complaintflow.db import Store, after_commit, batch_rowcount, pipelined
 from complaintflow.models import Role, User
 from complaintflow.services import Services
 
@@ -168,6 +168,22 @@ def test_a_step_on_postgresql_sends_its_instance_history_and_inbox_rows_in_one_b
     assert writes and finished
     instance = [s for s in sent if s[0].startswith("UPDATE instances")]
     assert {mode for _, mode in writes + finished + instance} == {"ON"}
+
+
+def test_a_row_count_reads_the_same_in_a_batch_and_outside_one(pg_url: str, tmp_path: Path) -> None:
+    # In a pipeline SQLAlchemy reads -1 as the statement is queued, and outside one psycopg
+    # forgets a closed cursor's count: `batch_rowcount` has the real count either way.
+    store = Store(Settings(home=tmp_path, database_url=pg_url, secret_key="test"))
+    rename = update(Role).where(Role.key == "admin").values(name=Role.name)
+    try:
+        with store.write() as session:
+            alone = session.connection().execute(rename)
+            with pipelined(session):
+                batched = session.connection().execute(rename)
+            counts = (batch_rowcount(alone), batch_rowcount(batched))
+    finally:
+        store.dispose()
+    assert counts == (1, 1)
 
 
 def test_a_batch_that_the_database_refuses_fails_as_any_statement_would(
