@@ -75,7 +75,10 @@ def _sqlite_engine(settings: Settings) -> Engine:
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves, below
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes in WAL mode
+        # Each commit is on disk before it is acknowledged, as PostgreSQL's are: a complaint whose
+        # number was given out survives a power cut too. (NORMAL, in WAL mode, survives only the
+        # process's crash; FULL costs a WAL fsync per commit, about 0.4 ms of a completion here.)
+        cur.execute("PRAGMA synchronous=FULL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=30000")
         cur.close()

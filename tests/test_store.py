@@ -60,6 +60,18 @@ def test_sqlite_writers_in_one_process_queue_in_the_store_not_in_sqlite(tmp_path
     assert total == 2
 
 
+def test_sqlite_commits_reach_the_disk_before_they_are_acknowledged(tmp_path: Path) -> None:
+    # synchronous=FULL: in WAL mode NORMAL may lose the last commits to a power cut, and with
+    # them complaints whose numbers were already given out.
+    url = f"sqlite:///{tmp_path / 'cf.db'}"
+    store = Store(Settings(home=tmp_path, database_url=url, secret_key="test"))
+    with store.read() as session:
+        journal = session.scalar(text("PRAGMA journal_mode"))
+        synchronous = session.scalar(text("PRAGMA synchronous"))
+    store.dispose()
+    assert (journal, synchronous) == ("wal", 2)  # 2 is FULL
+
+
 def test_postgresql_keeps_prepared_statements_across_reads_and_writes(
     pg_url: str, tmp_path: Path
 ) -> None:
