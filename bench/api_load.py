@@ -144,7 +144,7 @@ async def complete_async(http: aiohttp.ClientSession, job: Job) -> tuple[int, Jo
             if answer.status != 200:
                 return answer.status, None
             return 200, _following(job, await answer.json())
-    except aiohttp.ClientError:
+    except (aiohttp.ClientError, TimeoutError):  # no answer, as httpx's TransportError
         return 0, None
 
 
