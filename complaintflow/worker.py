@@ -58,10 +58,12 @@ def fire_timers(instance_id: int) -> None:
 
 @celery.task(name="complaintflow.deliver_due")
 def deliver_due() -> None:
-    """Deliver one batch of what is due, leased as it is taken, so workers asked at the same
-    time take different messages. One batch, not a loop: timers handed out meanwhile wait in
-    the same queue, and the scheduler nudges again while more is due."""
-    dispatch.deliver_due(services().store)
+    """Deliver what is due, batch after batch, each leased as it is taken so that workers asked
+    at the same time take different messages; for up to one scheduler round. A backlog drains
+    at the workers' pace, not one batch per nudge, and timers handed out meanwhile, waiting in
+    the same queue, wait no longer than a round."""
+    store = services().store
+    dispatch.deliver_due(store, store.settings.timer_poll_seconds)
 
 
 @celery.task(name="complaintflow.warn")
