@@ -54,18 +54,21 @@ def load_channels(modules: tuple[str, ...] = ("workers.channels", "webhooks.deli
         importlib.import_module(module)
 
 
-def deliver_due(store: Store, seconds: float = 0.0) -> int:
+def deliver_due(
+    store: Store, seconds: float = 0.0, go_on: Callable[[], bool] = lambda: True
+) -> int:
     """Deliver the messages due now, once each; returns how many were tried. One batch, then
-    batch after batch while more are due, for up to `seconds`. A batch takes no more than its
-    lease can cover, even when every receiver is as slow as the timeout allows, so that no other
-    dispatcher takes a message while it is still being delivered; each is leased as it is taken."""
+    batch after batch while more are due and `go_on()` says so, for up to `seconds`. A batch
+    takes no more than its lease can cover, even when every receiver is as slow as the timeout
+    allows, so that no other dispatcher takes a message while it is still being delivered; each
+    is leased as it is taken."""
     until, tried = time.monotonic() + seconds, 0
     while True:
         claimed = outbox.claim(store, batch_size(store))
         for message in claimed:
             deliver(store, message)
         tried += len(claimed)
-        if not claimed or time.monotonic() >= until:
+        if not claimed or time.monotonic() >= until or not go_on():
             return tried
 
 

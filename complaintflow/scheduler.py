@@ -25,7 +25,7 @@ from . import outbox
 from .dispatch import batch_size
 from .services import Services
 from .sla import duration
-from .worker import QUEUE, configure, deliver_due, fire_timers, warn
+from .worker import configure, deliver_due, fire_timers, queued, warn
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +48,11 @@ class Scheduler:
         if self._broker is None:
             self._broker = self.celery.connection_for_write()
         try:
-            # Declared, not only looked up: before any task the queue may not exist yet.
-            declared = self._broker.default_channel.queue_declare(queue=QUEUE)
+            return queued(self._broker)
         except Exception:
             self._broker.release()
             self._broker = None
             raise
-        return int(declared.message_count)
 
     def _hand(self, task: Task, key: Hashable, *args: object) -> bool:
         now = time.monotonic()

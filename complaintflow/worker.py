@@ -13,6 +13,7 @@ from functools import cache
 
 from celery import Celery
 from celery.signals import worker_process_init
+from kombu import Connection
 
 from . import dispatch
 from .config import Settings
@@ -59,11 +60,20 @@ def fire_timers(instance_id: int) -> None:
 @celery.task(name="complaintflow.deliver_due")
 def deliver_due() -> None:
     """Deliver what is due, batch after batch, each leased as it is taken so that workers asked
-    at the same time take different messages; for up to one scheduler round. A backlog drains
-    at the workers' pace, not one batch per nudge, and timers handed out meanwhile, waiting in
-    the same queue, wait no longer than a round."""
+    at the same time take different messages; for up to one scheduler round, and only while no
+    other task waits in the queue. A backlog drains at the workers' pace, not one batch per
+    nudge, and a timer handed out meanwhile waits for one batch at most."""
     store = services().store
-    dispatch.deliver_due(store, store.settings.timer_poll_seconds)
+    with celery.pool.acquire(block=True) as broker:
+        dispatch.deliver_due(
+            store, store.settings.timer_poll_seconds, go_on=lambda: queued(broker) == 0
+        )
+
+
+def queued(broker: Connection) -> int:
+    """Tasks waiting in the broker's queue for a worker."""
+    # Declared, not only looked up: before any task the queue may not exist yet.
+    return int(broker.default_channel.queue_declare(queue=QUEUE).message_count)
 
 
 @celery.task(name="complaintflow.warn")

@@ -172,19 +172,20 @@ def test_the_cli_lists_retries_and_discards(
         ]
 
 
-def test_a_dispatcher_goes_on_from_batch_to_batch_for_the_time_it_is_given(
+def test_a_dispatcher_goes_on_from_batch_to_batch_for_its_time_while_nothing_else_waits(
     make_app: Callable[..., Flask], receiver: Callable[..., Receiver]
 ) -> None:
     # A 5-second lease covers no 10-second delivery timeout: batches of one message.
     gateway = receiver()
     svc = services(_sms_app(make_app, gateway.url, lease_seconds=5))
-    for _ in range(3):
+    for _ in range(4):
         _urgent(svc)
     assert dispatch.batch_size(svc.store) == 1
     assert deliver_due(svc.store) == 1  # no time given: one batch
+    assert deliver_due(svc.store, seconds=60, go_on=lambda: False) == 1  # other work waits
     assert deliver_due(svc.store, seconds=60) == 2  # the rest, and back as nothing is left
     assert {m.status for m in _messages(svc)} == {"sent"}
-    assert len(gateway.accepted) == 3
+    assert len(gateway.accepted) == 4
 
 
 def _clean_env() -> dict[str, str]:
