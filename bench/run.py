@@ -7,6 +7,10 @@ path of each bundled procedure) it measures:
   serialization, no database), per task completion;
 - the engine layer on SQLite and on PostgreSQL: `Engine.complete` (load the state, complete,
   run on, save state, inbox rows and history in one transaction), per task completion;
+- the database floor: what the database alone takes of a completion — the very statements a
+  second pass of the engine layer sent, with their parameters, replayed through the bare driver
+  (psycopg, sqlite3) in the same transactions and batches, with the same durable commits, on a
+  copy of the database as it was before that pass;
 
 and prints medians and 90th percentiles with the ratio to the floor. Run with `make bench`
 (PostgreSQL must be running) or `.venv/bin/python bench/run.py --instances 200`.
@@ -16,13 +20,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 import statistics
 import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +37,7 @@ from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine, TaskDataEnvironment
 from SpiffWorkflow.spiff.parser import SpiffBpmnParser
 from SpiffWorkflow.util.task import TaskState
+from sqlalchemy import Engine, event
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -40,6 +46,7 @@ from complaintflow.bootstrap import initialise  # noqa: E402
 from complaintflow.config import Settings  # noqa: E402
 from complaintflow.diagrams import FORM_PROPERTY  # noqa: E402
 from complaintflow.engine import queries  # noqa: E402
+from complaintflow.models import Base  # noqa: E402
 from complaintflow.services import Services  # noqa: E402
 from tests.factories import fill  # noqa: E402
 
@@ -144,8 +151,131 @@ def bare(workload: Workload, instances: int) -> list[float]:
     return samples
 
 
-def layered(svc: Services, workload: Workload, instances: int) -> list[float]:
-    """Seconds per task completion through the engine layer and the database."""
+@dataclass
+class Transaction:
+    """One transaction as the driver got it: statements (text, parameters, executemany, sent in
+    a pipelined batch), how it ended, and the workload whose timed completion it was, if any."""
+
+    label: str | None
+    statements: list[tuple[str, Any, bool, bool]] = field(default_factory=list)
+    end: str = "commit"
+
+
+class Statements:
+    """Records what the engine layer sends the database, transaction by transaction, in the
+    order they end (so that replaying them one after another gives the same database)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.done: list[Transaction] = []
+        self.label: str | None = None
+        self._open: dict[int, Transaction] = {}
+
+        def key(conn: Any) -> int:
+            return id(conn.connection.dbapi_connection)
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn: Any) -> None:
+            self._open[key(conn)] = Transaction(self.label)
+
+        @event.listens_for(engine, "before_cursor_execute")
+        def _statement(conn: Any, _cur: Any, text: str, params: Any, _ctx: Any, many: bool) -> None:
+            driver = conn.connection.driver_connection
+            batched = isinstance(driver, psycopg.Connection) and bool(driver.pgconn.pipeline_status)
+            self._open[key(conn)].statements.append((text, params, many, batched))
+
+        def ending(how: str) -> Callable[[Any], None]:
+            def _end(conn: Any) -> None:
+                transaction = self._open.pop(key(conn), None)
+                if transaction is not None:
+                    transaction.end = how
+                    self.done.append(transaction)
+
+            return _end
+
+        event.listen(engine, "commit", ending("commit"))
+        event.listen(engine, "rollback", ending("rollback"))
+
+    @contextmanager
+    def timing(self, label: str) -> Iterator[None]:
+        self.label = label
+        try:
+            yield
+        finally:
+            self.label = None
+
+
+def replay(connection: Any, transactions: list[Transaction]) -> dict[str, list[float]]:
+    """Run the recorded transactions on `connection` (psycopg, or sqlite3 in autocommit mode,
+    as the engine layer uses them); seconds per labelled transaction, by label."""
+    is_sqlite = isinstance(connection, sqlite3.Connection)
+    seconds: dict[str, list[float]] = {}
+    for transaction in transactions:
+        began = time.perf_counter()
+        cursor = connection.cursor()
+        if is_sqlite:
+            cursor.execute("BEGIN IMMEDIATE")
+        statements = iter(transaction.statements)
+        pending = next(statements, None)
+        while pending is not None:
+            if pending[3]:  # a pipelined batch: sent together, as the engine layer sends it
+                with connection.pipeline():
+                    while pending is not None and pending[3]:
+                        _execute(cursor, *pending[:3])
+                        pending = next(statements, None)
+            else:
+                _execute(cursor, *pending[:3])
+                if cursor.description is not None:
+                    cursor.fetchall()
+                pending = next(statements, None)
+        if is_sqlite:
+            cursor.execute("COMMIT" if transaction.end == "commit" else "ROLLBACK")
+        elif transaction.end == "commit":
+            connection.commit()
+        else:
+            connection.rollback()
+        if transaction.label is not None:
+            seconds.setdefault(transaction.label, []).append(time.perf_counter() - began)
+    return seconds
+
+
+def database_floor(svc: Services, instances: int) -> dict[str, list[float]]:
+    """Seconds per task completion that the database alone takes, by workload: another pass
+    of every workload, recorded (recording slows the engine layer: its timings are not kept),
+    replayed on a copy of the database taken before it, warm-up included."""
+    with copy_of(svc) as before:
+        statements = Statements(svc.store.engine)
+        for workload in WORKLOADS:
+            layered(svc, workload, max(10, instances // 10))  # recorded, replayed untimed
+            layered(svc, workload, instances, statements)
+        seconds = replay(before, statements.done)
+        with svc.store.engine.connect() as conn:
+            expected = [[tuple(row) for row in conn.exec_driver_sql(q)] for q in _FINGERPRINT]
+        if [before.execute(q).fetchall() for q in _FINGERPRINT] != expected:
+            raise AssertionError("the replay did not leave the database as the run left it")
+        return seconds
+
+
+# What a replay that went astray would change: every table's rows, each instance's version
+# and history head, each task's state.
+_FINGERPRINT = [
+    *(f"SELECT count(*) FROM {table.name}" for table in Base.metadata.sorted_tables),
+    "SELECT id, lock_version, head_hash, status FROM instances ORDER BY id",
+    "SELECT id, state FROM tasks ORDER BY id",
+]
+
+
+def _execute(cursor: Any, text: str, params: Any, many: bool) -> None:
+    if many:
+        cursor.executemany(text, params)
+    else:
+        cursor.execute(text, params)
+
+
+def layered(
+    svc: Services, workload: Workload, instances: int, statements: Statements | None = None
+) -> list[float]:
+    """Seconds per task completion through the engine layer and the database; with
+    `statements`, what each completion sent is recorded under the workload's name."""
     forms = _forms(workload.path)
     samples = []
     for n in range(instances):
@@ -160,9 +290,10 @@ def layered(svc: Services, workload: Workload, instances: int) -> list[float]:
                 diagram = svc.engine.diagram(task.instance.version)
                 spec = diagram.spec.task_specs[task.bpmn_id]
             data = _form_data(spec, forms, n, workload)
-            began = time.perf_counter()
-            svc.engine.complete(task.id, data, "bench")
-            samples.append(time.perf_counter() - began)
+            with statements.timing(workload.name) if statements else nullcontext():
+                began = time.perf_counter()
+                svc.engine.complete(task.id, data, "bench")
+                samples.append(time.perf_counter() - began)
         assert status == "completed", f"{workload.name}: instance ended {status}"
     return samples
 
@@ -183,6 +314,35 @@ def postgres_services(home: Path) -> Iterator[Services]:
     finally:
         with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def copy_of(svc: Services) -> Iterator[Any]:
+    """A bare driver connection to a copy of the service's database as it is now, set up as the
+    engine layer's connections are (for SQLite: WAL, synchronous=FULL, foreign keys)."""
+    url = svc.settings.database_url
+    if svc.settings.is_sqlite:
+        path = url.removeprefix("sqlite:///")
+        copy = sqlite3.connect(path + ".floor", isolation_level=None)
+        with sqlite3.connect(path) as source:
+            source.backup(copy)
+        for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON"):
+            copy.execute(f"PRAGMA {pragma}")
+        try:
+            yield copy
+        finally:
+            copy.close()
+        return
+    name = url.rsplit("/", 1)[1]
+    svc.store.dispose()  # a template database must have no one connected
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}_floor" TEMPLATE "{name}"')
+    try:
+        with psycopg.connect(f"{url}_floor") as copy:
+            yield copy
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}_floor" WITH (FORCE)')
 
 
 def _services(home: Path, url: str) -> Iterator[Services]:
@@ -242,6 +402,8 @@ def main() -> None:
                     results[workload.name][backend] = layered(svc, workload, args.instances)
                     if backend == "postgresql":
                         sizes[workload.name] = stored_bytes(svc, workload.key)
+                for name, seconds in database_floor(svc, args.instances).items():
+                    results[name][f"{backend} database"] = seconds
     for workload in WORKLOADS:
         bare(workload, max(10, args.instances // 10))  # warm up
         results[workload.name]["bare"] = bare(workload, args.instances)
@@ -260,6 +422,22 @@ def main() -> None:
         print(
             f"{name:<10} {cells[0]:>14} {cells[1]:>16} {cells[2]:>7} {cells[3]:>16} {cells[4]:>7}"
         )
+    print(
+        "\nthe database floor: the same statements through the bare driver, in the same"
+        " transactions,\nbatches and durable commits; medians in ms, and multiples of the bare"
+        " SpiffWorkflow floor for\nthe database floor and for the rest of a completion"
+        " (engine layer less database floor)"
+    )
+    header = f"{'x':>6} {'rest x':>7}"
+    print(f"{'workload':<10} {'SQLite':>8} {header} {'PostgreSQL':>11} {header}")
+    for name, by in results.items():
+        floor = statistics.median(by["bare"]) * 1000
+        cells = []
+        for backend in ("sqlite", "postgresql"):
+            database = statistics.median(by[f"{backend} database"]) * 1000
+            rest = statistics.median(by[backend]) * 1000 - database
+            cells.append(f"{database:8.3f} {database / floor:5.1f}x {rest / floor:6.1f}x")
+        print(f"{name:<10} {cells[0]}    {cells[1]}")
     print("\nbytes per closed complaint in PostgreSQL (happy path; row sizes as stored)")
     columns = ("instance", "history", "record", "inbox", "total")
     print(f"{'workload':<10} " + " ".join(f"{c:>9}" for c in columns) + "  events")

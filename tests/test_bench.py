@@ -20,8 +20,11 @@ def _run(*args: str) -> str:
 
 def test_the_engine_benchmark_runs() -> None:
     out = _run("bench/run.py", "--instances", "3")
+    # the database floor's rows (the replay itself checks it left the database the run left)
+    floor_table = out.partition("the database floor:")[2].splitlines()
     for workload in ("standard", "facility", "bar", "hotel"):
         assert any(line.startswith(workload) and line.count("x") >= 2 for line in out.splitlines())
+        assert any(line.startswith(workload) and line.count("x") == 4 for line in floor_table)
 
 
 def test_the_search_benchmark_runs() -> None:
