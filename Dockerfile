@@ -17,11 +17,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_ROOT_USER_ACTION=ignore
 
-# The package and its dependencies, without the test extras. The source is mounted for the
-# build only, so the image holds the installed package and not a second copy of it.
+# The package and its dependencies, at the versions constraints.txt pins and without the test
+# extras. The source is mounted for the build only, so the image holds the installed package
+# and not a second copy of it.
 RUN --mount=type=bind,target=/src,rw \
     --mount=type=cache,target=/root/.cache/pip \
-    pip install /src
+    pip install -c /src/constraints.txt /src
 
 # What the installed package reads beside itself: the bundled diagrams with their forms and
 # deadline defaults (COMPLAINTFLOW_BPMN_DIR), and bpmn-js, which complaintflow looks for under

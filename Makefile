@@ -8,17 +8,25 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 export COMPLAINTFLOW_HOME ?= $(CURDIR)/var
 
-.PHONY: run install install-test test-env modeler-if-npm lint test bench clean
+.PHONY: run install install-test test-env modeler-if-npm lint test bench lock clean
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e .
+	$(BIN)/pip install --quiet -c constraints.txt -e .
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
 	touch $@
+
+# Pin again what pyproject.toml's ranges resolve to today, in a venv of its own, tests included.
+lock:
+	rm -rf $(VENV).lock && $(PYTHON) -m venv $(VENV).lock
+	$(VENV).lock/bin/pip install --quiet -e '.[test]'
+	grep '^#' constraints.txt > constraints.new
+	$(VENV).lock/bin/pip freeze --exclude-editable >> constraints.new
+	mv constraints.new constraints.txt && rm -rf $(VENV).lock
 
 install: $(VENV)/.installed
 

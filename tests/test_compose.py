@@ -252,7 +252,8 @@ def test_the_image_serves_the_wsgi_app_with_gunicorn_as_an_unprivileged_user() -
     installs = [
         arguments for word, arguments in stage if word == "RUN" and "pip install" in arguments
     ]
-    assert installs and all(re.search(r"pip install /src$", run) for run in installs), installs
+    pinned = r"pip install -c /src/constraints\.txt /src$"  # the package, at the tested versions
+    assert installs and all(re.search(pinned, run) for run in installs), installs
 
 
 def test_web_worker_scheduler_and_migrate_share_the_settings() -> None:
