@@ -209,9 +209,9 @@ def replay(connection: Any, transactions: list[Transaction]) -> dict[str, list[f
     as the engine layer uses them); seconds per labelled transaction, by label."""
     is_sqlite = isinstance(connection, sqlite3.Connection)
     seconds: dict[str, list[float]] = {}
+    cursor = connection.cursor()
     for transaction in transactions:
         began = time.perf_counter()
-        cursor = connection.cursor()
         if is_sqlite:
             cursor.execute("BEGIN IMMEDIATE")
         statements = iter(transaction.statements)
@@ -306,11 +306,17 @@ def sqlite_services(home: Path) -> Iterator[Services]:
 
 @contextmanager
 def postgres_services(home: Path) -> Iterator[Services]:
-    name = f"cf_bench_{uuid.uuid4().hex[:10]}"
+    with _scratch_database(f"cf_bench_{uuid.uuid4().hex[:10]}") as url:
+        yield from _services(home, url)
+
+
+@contextmanager
+def _scratch_database(name: str, template: str = "template1") -> Iterator[str]:
+    """A PostgreSQL database made for the block (a copy of `template`), dropped after it."""
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
+        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
     try:
-        yield from _services(home, PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name)
+        yield PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
     finally:
         with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -335,14 +341,11 @@ def copy_of(svc: Services) -> Iterator[Any]:
         return
     name = url.rsplit("/", 1)[1]
     svc.store.dispose()  # a template database must have no one connected
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}_floor" TEMPLATE "{name}"')
-    try:
-        with psycopg.connect(f"{url}_floor") as copy:
-            yield copy
-    finally:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}_floor" WITH (FORCE)')
+    with (
+        _scratch_database(f"{name}_floor", template=name) as copy_url,
+        psycopg.connect(copy_url) as copy,
+    ):
+        yield copy
 
 
 def _services(home: Path, url: str) -> Iterator[Services]:
