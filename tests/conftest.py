@@ -75,6 +75,18 @@ def _pg_url(database: str) -> str:
     return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + database
 
 
+def _pg_copy(template: str) -> Iterator[str]:
+    """A PostgreSQL database copied from the template database at `template`, dropped after."""
+    name = f"cf_test_{uuid.uuid4().hex[:12]}"
+    with _pg_admin() as admin:
+        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template.rsplit("/", 1)[1]}"')
+    try:
+        yield _pg_url(name)
+    finally:
+        with _pg_admin() as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 class _Templates:
     """Template databases, one per (backend, bundle of diagrams), built when first needed."""
 
@@ -141,14 +153,7 @@ def database_url(
             shutil.copy(template.removeprefix("sqlite:///"), path)
             yield f"sqlite:///{path}"
             return
-        name = f"cf_test_{uuid.uuid4().hex[:12]}"
-        with _pg_admin() as admin:
-            admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template.rsplit("/", 1)[1]}"')
-        try:
-            yield _pg_url(name)
-        finally:
-            with _pg_admin() as admin:
-                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        yield from _pg_copy(template)
 
     return fresh
 
@@ -307,10 +312,4 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
 @pytest.fixture
 def pg_url(templates: _Templates) -> Iterator[str]:
     """A fresh PostgreSQL database with the bundled diagrams, for what only runs scaled."""
-    template = templates.get("postgresql", BUNDLED)
-    name = f"cf_test_{uuid.uuid4().hex[:12]}"
-    with _pg_admin() as admin:
-        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template.rsplit("/", 1)[1]}"')
-    yield _pg_url(name)
-    with _pg_admin() as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    yield from _pg_copy(templates.get("postgresql", BUNDLED))
