@@ -33,15 +33,6 @@ def _auditors_only() -> None:
         abort(403)
 
 
-def _diagrams() -> dict[str, Any]:
-    engine = services().engine
-    with services().store.read() as session:
-        return {
-            p["key"]: engine.diagram(engine.current_version(session, p["key"]))
-            for p in queries.procedures(engine, session)
-        }
-
-
 @bp.get("/complaints")
 def search() -> ResponseReturnValue:
     try:
@@ -74,7 +65,7 @@ def search() -> ResponseReturnValue:
         terms=terms,
         pages=pages,
         error=error,
-        diagrams=_diagrams(),
+        diagrams=services().engine.current_diagrams(),
         procedure_name=i18n.procedure_name,
         args=request.args,
     )
@@ -149,7 +140,7 @@ def _period(zone: ZoneInfo) -> tuple[datetime, datetime, str, str]:
 
 @bp.get("/reports")
 def report_page() -> ResponseReturnValue:
-    diagrams = _diagrams()
+    diagrams = services().engine.current_diagrams()
     key = request.args.get("procedure") or next(iter(diagrams), "")
     if key not in diagrams:
         abort(404)
@@ -182,7 +173,7 @@ def report_page() -> ResponseReturnValue:
 
 @bp.get("/heatmap")
 def heatmap() -> ResponseReturnValue:
-    diagrams = _diagrams()
+    diagrams = services().engine.current_diagrams()
     key = request.args.get("procedure") or next(iter(diagrams), "")
     if key not in diagrams:
         abort(404)

@@ -3,6 +3,7 @@ back as messages on the page, never as an error page."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -74,14 +75,13 @@ def _roles() -> frozenset[str] | None:
     return None if person().is_admin else person().roles
 
 
-def _diagrams() -> dict[str, Any]:
-    """The procedure in effect for each key, as the reader names it."""
-    engine = services().engine
-    with services().store.read() as session:
-        return {
-            p["key"]: engine.diagram(engine.current_version(session, p["key"]))
-            for p in queries.procedures(engine, session)
-        }
+def _diagrams_where(allowed: Callable[[frozenset[str]], bool]) -> dict[str, Any]:
+    """The procedures in effect, by key, whose roles (lanes) pass `allowed`."""
+    return {
+        key: d
+        for key, d in services().engine.current_diagrams().items()
+        if allowed(frozenset(lane.key for lane in d.lanes))
+    }
 
 
 @bp.get("/inbox")
@@ -96,11 +96,7 @@ def inbox() -> ResponseReturnValue:
         rows = queries.inbox(session, _roles(), person().username, now, procedure, view)
         counts = queries.ready_counts(session, _roles())
         alerts = queries.alerts(session, _roles(), now - timedelta(days=7))
-    diagrams = {
-        key: d
-        for key, d in _diagrams().items()
-        if person().may_use(frozenset(lane.key for lane in d.lanes))
-    }
+    diagrams = _diagrams_where(person().may_use)
     lanes = {lane.key: lane for d in diagrams.values() for lane in d.lanes}
     context = dict(
         alerts=alerts,
@@ -242,11 +238,7 @@ def _after_step(instance_id: int, recorded: bool = False) -> ResponseReturnValue
 @bp.get("/start")
 @login_required
 def start_choose() -> ResponseReturnValue:
-    diagrams = {
-        key: d
-        for key, d in _diagrams().items()
-        if person().may_use(frozenset(lane.key for lane in d.lanes))
-    }
+    diagrams = _diagrams_where(person().may_use)
     return render_template(
         "staff/start_choose.html", diagrams=diagrams, procedure_name=i18n.procedure_name
     )
@@ -255,7 +247,7 @@ def start_choose() -> ResponseReturnValue:
 @bp.route("/start/<key>", methods=["GET", "POST"])
 @login_required
 def start(key: str) -> ResponseReturnValue:
-    diagram = _diagrams().get(key) or abort(404)
+    diagram = services().engine.current_diagrams().get(key) or abort(404)
     if not person().may_use(frozenset(lane.key for lane in diagram.lanes)):
         abort(403)
     form = diagram.intake_form
@@ -335,11 +327,7 @@ def attachment(attachment_id: str) -> ResponseReturnValue:
 @login_required
 def complaints() -> ResponseReturnValue:
     """Complaints of the procedures one works in, newest first, to find one by number or name."""
-    diagrams = {
-        key: d
-        for key, d in _diagrams().items()
-        if person().may_view(frozenset(lane.key for lane in d.lanes))
-    }
+    diagrams = _diagrams_where(person().may_view)
     try:
         terms = parse_search(request.args, g.zone)
     except ComplaintflowError:
