@@ -87,3 +87,6 @@ def test_print_export_report_and_heatmap(traced: tuple[Flask, Complaint]) -> Non
     assert csv.mimetype == "text/csv" and "complaints,total,1" in csv.get_data(as_text=True)
     heat = auditor.get("/audit/heatmap?procedure=facility")
     assert heat.status == 200 and marked(heat.html, "heat-5")
+    for page in ("reports", "heatmap"):  # no procedure named: the first; an unknown one: 404
+        assert auditor.get(f"/audit/{page}").status == 200
+        assert auditor.client.get(f"/audit/{page}?procedure=nothing").status_code == 404

@@ -138,12 +138,18 @@ def _period(zone: ZoneInfo) -> tuple[datetime, datetime, str, str]:
     return start, end, first.isoformat(), last.isoformat()
 
 
-@bp.get("/reports")
-def report_page() -> ResponseReturnValue:
+def _chosen_procedure() -> tuple[dict[str, Any], str]:
+    """The procedures in effect, and the key of the one asked for (the first by default)."""
     diagrams = services().engine.current_diagrams()
     key = request.args.get("procedure") or next(iter(diagrams), "")
     if key not in diagrams:
         abort(404)
+    return diagrams, key
+
+
+@bp.get("/reports")
+def report_page() -> ResponseReturnValue:
+    diagrams, key = _chosen_procedure()
     start, end, first, last = _period(g.zone)
     with services().store.read() as session:
         report = reports.build(
@@ -173,10 +179,7 @@ def report_page() -> ResponseReturnValue:
 
 @bp.get("/heatmap")
 def heatmap() -> ResponseReturnValue:
-    diagrams = services().engine.current_diagrams()
-    key = request.args.get("procedure") or next(iter(diagrams), "")
-    if key not in diagrams:
-        abort(404)
+    diagrams, key = _chosen_procedure()
     start, end, first, last = _period(g.zone)
     with services().store.read() as session:
         versions = (
