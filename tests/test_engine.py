@@ -131,6 +131,17 @@ def test_the_next_step_reuses_the_workflow_saved_here_unless_the_row_moved_on(
     assert [t.bpmn_id for t in ready(mech, kept)] == [t.bpmn_id for t in ready(mech, moved)]
 
 
+def test_states_are_kept_in_the_format_the_codec_was_written_for(mech: Services) -> None:
+    # A state is stored without its spec, so SpiffWorkflow's own migrations, which rewrite the
+    # spec along with the tasks, cannot run on it. A SpiffWorkflow with another format needs
+    # the stored states migrated (and `_SpeclessConverter` checked) before it runs them.
+    saved = instance(mech, start(mech)).serializer_version
+    assert saved == mech.engine.codec.VERSION == "1.5", (
+        f"SpiffWorkflow now writes state format {mech.engine.codec.VERSION}: migrate the stored"
+        " states of running complaints before upgrading"
+    )
+
+
 def test_racing_completions_let_exactly_one_through(mech: Services) -> None:
     instance_id = start(mech)
     task = ready(mech, instance_id)[0]
