@@ -7,8 +7,15 @@ line. Here they are compiled with RestrictedPython (no imports, no underscore na
 `while`, and function or class definitions. Compiled code is cached per source text, so an
 expression costs a dictionary lookup after its first use.
 
-Deploying a diagram stays a privileged, reviewed act: the sandbox limits what an expression can
-reach, not how much CPU or memory it can use.
+Each run of diagram code gets a budget, because what it works on comes from forms that staff
+and complainants fill in: a loop stops after `MAX_STEPS` iterations in all, and `*`, `+`, `**`
+and `<<` refuse to make a string or list longer than `MAX_ITEMS` (or all of them together longer
+than `MAX_ITEMS_PER_RUN`) or a number wider than `MAX_INT_BITS` — so a number typed into a form
+cannot make `"-" * count` take the process's memory, nor a runaway loop its CPU. The step then
+fails like any failing step: the complaint shows the error, and an admin retries it after
+correcting the data or moving it to a corrected version. What the budget does not count (string
+methods that pad to a width, widths in format specifications) a diagram's author would have to
+write on purpose: deploying a diagram stays a privileged, reviewed act.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ from __future__ import annotations
 import ast
 import builtins
 import operator
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import lru_cache
 from types import CodeType
 from typing import Any, Literal
@@ -35,10 +42,18 @@ from SpiffWorkflow.bpmn.script_engine import TaskDataEnvironment
 RESERVED_NAMES = frozenset({"sla", "get", "record", "attachments"})
 
 _MAX_RANGE = 10_000
+MAX_STEPS = 100_000  # loop iterations in one run of diagram code
+MAX_ITEMS = 1_000_000  # characters or items of one string or list an operator makes
+MAX_ITEMS_PER_RUN = 10_000_000  # ... of all it makes in one run
+MAX_INT_BITS = 4096
 
 
 class SandboxError(ValueError):
     """Source that the sandbox refuses to compile."""
+
+
+class SandboxLimit(RuntimeError):
+    """Diagram code that went over its budget while running."""
 
 
 def _limited_range(*args: int) -> range:
@@ -84,28 +99,93 @@ _INPLACE: dict[str, Callable[[Any, Any], Any]] = {
     "|=": operator.ior,
     "&=": operator.iand,
 }
+# The operators that can make a value much larger than their operands: `_Policy` routes them
+# through `_Budget.operate`.
+_GROWING: dict[type[ast.operator], tuple[str, Callable[[Any, Any], Any]]] = {
+    ast.Add: ("+", operator.add),
+    ast.Mult: ("*", operator.mul),
+    ast.Pow: ("**", operator.pow),
+    ast.LShift: ("<<", operator.lshift),
+}
+_OPERATORS = dict(_GROWING.values())
+_SEQUENCES = (str, bytes, list, tuple)
 
 
-def _inplacevar(op: str, x: Any, y: Any) -> Any:
-    try:
-        return _INPLACE[op](x, y)
-    except KeyError:
-        raise SandboxError(f"the operator {op} is not allowed in diagrams") from None
+def _growth(op: str, x: Any, y: Any) -> tuple[int, int]:
+    """What `x op y` would make, worked out before making it: (items of a string or list,
+    bits of a number); (0, 0) for what cannot grow much."""
+    if isinstance(x, int) and isinstance(y, int):
+        if op == "*":
+            return 0, x.bit_length() + y.bit_length()
+        if op == "**" and abs(x) > 1 and y > 0:
+            return 0, abs(x).bit_length() * y
+        if op == "<<" and y > 0:
+            return 0, x.bit_length() + y
+        return 0, 0
+    if op == "+" and isinstance(x, _SEQUENCES) and isinstance(y, _SEQUENCES):
+        return len(x) + len(y), 0
+    if op == "*":
+        sequence, times = (x, y) if isinstance(x, _SEQUENCES) else (y, x)
+        if isinstance(sequence, _SEQUENCES) and isinstance(times, int):
+            return len(sequence) * max(times, 0), 0
+    return 0, 0
 
 
-# Set after the task data so that no data key can replace a guard.
 _GUARDS: dict[str, Any] = {
     "__builtins__": _BUILTINS,
     "_getattr_": safer_getattr,
     "_getitem_": operator.getitem,
-    "_getiter_": iter,
     "_write_": full_write_guard,
     "_unpack_sequence_": guarded_unpack_sequence,
     "_iter_unpack_sequence_": guarded_iter_unpack_sequence,
     "_apply_": lambda f, *a, **kw: f(*a, **kw),
     "_print_": PrintCollector,
-    "_inplacevar_": _inplacevar,
 }
+
+
+class _Budget:
+    """What one run of diagram code may still do: loop steps and the items it makes."""
+
+    def __init__(self) -> None:
+        self.steps = MAX_STEPS
+        self.items = MAX_ITEMS_PER_RUN
+
+    def iterate(self, iterable: Iterable[Any]) -> Iterator[Any]:
+        for item in iterable:
+            self.steps -= 1
+            if self.steps < 0:
+                raise SandboxLimit(f"diagram code may loop at most {MAX_STEPS} times in all")
+            yield item
+
+    def operate(self, op: str, x: Any, y: Any) -> Any:
+        self._charge(op, x, y)
+        return _OPERATORS[op](x, y)
+
+    def inplace(self, op: str, x: Any, y: Any) -> Any:
+        if op not in _INPLACE:
+            raise SandboxError(f"the operator {op} is not allowed in diagrams")
+        if op[:-1] in _OPERATORS:
+            self._charge(op[:-1], x, y)
+        return _INPLACE[op](x, y)
+
+    def _charge(self, op: str, x: Any, y: Any) -> None:
+        items, bits = _growth(op, x, y)
+        if bits > MAX_INT_BITS:
+            raise SandboxLimit(f"{op} would make a number wider than {MAX_INT_BITS} bits")
+        if items > MAX_ITEMS:
+            raise SandboxLimit(f"{op} would make a value longer than {MAX_ITEMS} items")
+        self.items -= items
+        if self.items < 0:
+            raise SandboxLimit(f"diagram code may make at most {MAX_ITEMS_PER_RUN} items in all")
+
+    def guards(self) -> dict[str, Any]:
+        """The names compiled diagram code calls, bound to this budget."""
+        return {
+            **_GUARDS,
+            "_getiter_": self.iterate,
+            "_operate_": self.operate,
+            "_inplacevar_": self.inplace,
+        }
 
 
 class _Policy(RestrictingNodeTransformer):
@@ -129,6 +209,19 @@ class _Policy(RestrictingNodeTransformer):
 
     def visit_ClassDef(self, node: ast.ClassDef) -> None:
         self.not_allowed(node)
+
+    def visit_BinOp(self, node: ast.BinOp) -> ast.AST:
+        """`a * b` becomes `_operate_("*", a, b)` for the operators that can grow a value."""
+        visited = self.node_contents_visit(node)
+        growing = _GROWING.get(type(node.op))
+        if growing is None:
+            return visited
+        call = ast.Call(
+            func=ast.Name("_operate_", ast.Load()),
+            args=[ast.Constant(growing[0]), node.left, node.right],
+            keywords=[],
+        )
+        return ast.fix_missing_locations(ast.copy_location(call, node))
 
 
 @lru_cache(maxsize=8192)
@@ -157,7 +250,8 @@ def _namespace(context: Mapping[str, Any], external: Mapping[str, Any] | None) -
     namespace = dict(external or {})
     namespace.update(context)
     namespace["get"] = context.get
-    namespace.update(_GUARDS)
+    # After the task data, so that no data key can replace a guard; a fresh budget each run.
+    namespace.update(_Budget().guards())
     return namespace
 
 

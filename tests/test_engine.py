@@ -215,6 +215,26 @@ def test_a_failing_handler_keeps_the_work_and_retry_resumes(mech: Services) -> N
     assert actions(mech, instance_id)[-3:] == ["instance.retried", "service.called", "task.ready"]
 
 
+def test_a_script_that_runs_away_fails_its_step_instead_of_the_process(
+    mech: Services, tmp_path: Path
+) -> None:
+    changed = tmp_path / "changed"
+    shutil.copytree(MECHANICS, changed)
+    bpmn = changed / "mechanics.bpmn"
+    # What the form brings in (the note's words) sizes what the script makes.
+    runaway = 'words = len(get("note", "").split())\nruler = "=" * (words * 10 ** 9)'
+    bpmn.write_text(bpmn.read_text().replace('words = len(get("note", "").split())', runaway))
+    mech.engine.deploy(bpmn, "owner")
+    mech.engine.review("mechanics", 2, "reviewer", True, "reads well")
+    mech.engine.approve("mechanics", 2, "approver", True, "in effect now")
+    instance_id = start(mech)
+    mech.engine.complete(ready(mech, instance_id)[0].id, {"solved": True, "note": "a b"}, "desk")
+    failed = instance(mech, instance_id)
+    assert failed.status == "error"
+    assert "would make a value longer than 1000000 items" in (failed.error or "")
+    assert actions(mech, instance_id)[-2:] == ["task.failed", "instance.errored"]
+
+
 def test_gateway_takes_the_condition_or_the_default(mech: Services) -> None:
     solved, unsolved = start(mech), start(mech)
     mech.engine.complete(ready(mech, solved)[0].id, {"solved": True, "note": "a b c"}, "desk")
