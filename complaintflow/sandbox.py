@@ -11,11 +11,13 @@ Each run of diagram code gets a budget, because what it works on comes from form
 and complainants fill in: a loop stops after `MAX_STEPS` iterations in all, and `*`, `+`, `**`
 and `<<` refuse to make a string or list longer than `MAX_ITEMS` (or all of them together longer
 than `MAX_ITEMS_PER_RUN`) or a number wider than `MAX_INT_BITS` — so a number typed into a form
-cannot make `"-" * count` take the process's memory, nor a runaway loop its CPU. The step then
-fails like any failing step: the complaint shows the error, and an admin retries it after
-correcting the data or moving it to a corrected version. What the budget does not count (string
-methods that pad to a width, widths in format specifications) a diagram's author would have to
-write on purpose: deploying a diagram stays a privileged, reviewed act.
+cannot make `"-" * count` take the process's memory, nor a runaway loop its CPU. The string
+methods that make longer strings (`ljust`, `replace`, `join`, …) are counted the same way, and
+widths in `%` and f-string formats may not exceed `MAX_FORMAT_WIDTH`. The step then fails like
+any failing step: the complaint shows the error, and an admin retries it after correcting the
+data or moving it to a corrected version. The budget is for what ordinary code does with what
+forms bring in; an author set on it could still exhaust memory (`str()` of a list of long
+strings, say), which is why deploying a diagram stays a privileged, reviewed act.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import ast
 import builtins
 import operator
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import lru_cache
 from types import CodeType
@@ -46,6 +49,7 @@ MAX_STEPS = 100_000  # loop iterations in one run of diagram code
 MAX_ITEMS = 1_000_000  # characters or items of one string or list an operator makes
 MAX_ITEMS_PER_RUN = 10_000_000  # ... of all it makes in one run
 MAX_INT_BITS = 4096
+MAX_FORMAT_WIDTH = 1000  # widths and precisions in `%` and f-string formats
 
 
 class SandboxError(ValueError):
@@ -106,8 +110,10 @@ _GROWING: dict[type[ast.operator], tuple[str, Callable[[Any, Any], Any]]] = {
     ast.Mult: ("*", operator.mul),
     ast.Pow: ("**", operator.pow),
     ast.LShift: ("<<", operator.lshift),
+    ast.Mod: ("%", operator.mod),  # not by itself, but `"%*s" % (width, text)` pads to any width
 }
 _OPERATORS = dict(_GROWING.values())
+_LENGTHENING = frozenset({"ljust", "rjust", "center", "zfill", "expandtabs", "replace", "join"})
 _SEQUENCES = (str, bytes, list, tuple)
 
 
@@ -131,9 +137,45 @@ def _growth(op: str, x: Any, y: Any) -> tuple[int, int]:
     return 0, 0
 
 
+# The width and precision of each %-conversion; the numbers in an f-string's format.
+_PERCENT_WIDTHS = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d*)(?:\.(\*|\d*))?")
+_SPEC_NUMBERS = re.compile(r"(\d+)")
+
+
+def _check_widths(template: str | bytes) -> None:
+    """Refuse a %-format that pads to a width given at run time, or to a large one."""
+    text = template if isinstance(template, str) else template.decode("latin-1")
+    for match in _PERCENT_WIDTHS.finditer(text):
+        for width in match.groups():
+            if width == "*":
+                raise SandboxLimit("write the width of a % format as a number, not *")
+            if width and int(width) > MAX_FORMAT_WIDTH:
+                raise SandboxLimit(f"a width in a format may be at most {MAX_FORMAT_WIDTH}")
+
+
+def _made_by_method(text: Any, name: str, args: tuple[Any, ...]) -> int:
+    """How long the string `text.name(*args)` would be, for the methods that can make one much
+    longer than `text`; -1 for the rest."""
+    if name in ("ljust", "rjust", "center", "zfill") and args and isinstance(args[0], int):
+        return max(len(text), args[0])
+    if name == "expandtabs":
+        tabsize = args[0] if args and isinstance(args[0], int) else 8
+        return len(text) + text.count("\t" if isinstance(text, str) else b"\t") * max(tabsize, 0)
+    if name == "replace" and len(args) >= 2:
+        old, new = args[0], args[1]
+        if isinstance(old, str | bytes) and isinstance(new, str | bytes):
+            times = text.count(old) if old else len(text) + 1
+            if len(args) > 2 and isinstance(args[2], int) and args[2] >= 0:
+                times = min(times, args[2])
+            return len(text) + times * max(len(new) - len(old), 0)
+    if name == "join" and args and isinstance(args[0], list | tuple):
+        parts = [len(part) for part in args[0] if isinstance(part, str | bytes)]
+        return sum(parts) + len(text) * max(len(parts) - 1, 0)
+    return -1
+
+
 _GUARDS: dict[str, Any] = {
     "__builtins__": _BUILTINS,
-    "_getattr_": safer_getattr,
     "_getitem_": operator.getitem,
     "_write_": full_write_guard,
     "_unpack_sequence_": guarded_unpack_sequence,
@@ -149,6 +191,19 @@ class _Budget:
     def __init__(self) -> None:
         self.steps = MAX_STEPS
         self.items = MAX_ITEMS_PER_RUN
+
+    def getattr(self, obj: Any, name: str) -> Any:
+        value = safer_getattr(obj, name)
+        if not isinstance(obj, str | bytes) or name not in _LENGTHENING:
+            return value
+
+        def call(*args: Any, **keywords: Any) -> Any:
+            if name == "join":  # its parts, counted before they are joined
+                args = (list(self.iterate(args[0])), *args[1:]) if args else args
+            self._take(_made_by_method(obj, name, (*args, *keywords.values())), f"{name}()")
+            return value(*args, **keywords)
+
+        return call
 
     def iterate(self, iterable: Iterable[Any]) -> Iterator[Any]:
         for item in iterable:
@@ -169,12 +224,17 @@ class _Budget:
         return _INPLACE[op](x, y)
 
     def _charge(self, op: str, x: Any, y: Any) -> None:
+        if op == "%" and isinstance(x, str | bytes):
+            _check_widths(x)
         items, bits = _growth(op, x, y)
         if bits > MAX_INT_BITS:
             raise SandboxLimit(f"{op} would make a number wider than {MAX_INT_BITS} bits")
+        self._take(items, op)
+
+    def _take(self, items: int, what: str) -> None:
         if items > MAX_ITEMS:
-            raise SandboxLimit(f"{op} would make a value longer than {MAX_ITEMS} items")
-        self.items -= items
+            raise SandboxLimit(f"{what} would make a value longer than {MAX_ITEMS} items")
+        self.items -= max(items, 0)
         if self.items < 0:
             raise SandboxLimit(f"diagram code may make at most {MAX_ITEMS_PER_RUN} items in all")
 
@@ -182,6 +242,7 @@ class _Budget:
         """The names compiled diagram code calls, bound to this budget."""
         return {
             **_GUARDS,
+            "_getattr_": self.getattr,
             "_getiter_": self.iterate,
             "_operate_": self.operate,
             "_inplacevar_": self.inplace,
@@ -209,6 +270,17 @@ class _Policy(RestrictingNodeTransformer):
 
     def visit_ClassDef(self, node: ast.ClassDef) -> None:
         self.not_allowed(node)
+
+    def visit_FormattedValue(self, node: ast.FormattedValue) -> ast.AST:
+        """An f-string's format may not pad to a width computed at run time, nor a large one."""
+        spec = node.format_spec
+        if isinstance(spec, ast.JoinedStr):
+            for part in spec.values:
+                if not isinstance(part, ast.Constant):
+                    self.error(node, "write the width in an f-string's format as a number")
+                elif any(int(n) > MAX_FORMAT_WIDTH for n in _SPEC_NUMBERS.findall(str(part.value))):
+                    self.error(node, f"a width in a format may be at most {MAX_FORMAT_WIDTH}")
+        return self.node_contents_visit(node)
 
     def visit_BinOp(self, node: ast.BinOp) -> ast.AST:
         """`a * b` becomes `_operate_("*", a, b)` for the operators that can grow a value."""
