@@ -139,7 +139,7 @@ def _growth(op: str, x: Any, y: Any) -> tuple[int, int]:
 
 # The width and precision of each %-conversion; the numbers in an f-string's format.
 _PERCENT_WIDTHS = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d*)(?:\.(\*|\d*))?")
-_SPEC_NUMBERS = re.compile(r"(\d+)")
+_SPEC_NUMBERS = re.compile(r"\d+")
 
 
 def _check_widths(template: str | bytes) -> None:
@@ -155,7 +155,7 @@ def _check_widths(template: str | bytes) -> None:
 
 def _made_by_method(text: Any, name: str, args: tuple[Any, ...]) -> int:
     """How long the string `text.name(*args)` would be, for the methods that can make one much
-    longer than `text`; -1 for the rest."""
+    longer than `text`; 0 for the rest."""
     if name in ("ljust", "rjust", "center", "zfill") and args and isinstance(args[0], int):
         return max(len(text), args[0])
     if name == "expandtabs":
@@ -171,7 +171,7 @@ def _made_by_method(text: Any, name: str, args: tuple[Any, ...]) -> int:
     if name == "join" and args and isinstance(args[0], list | tuple):
         parts = [len(part) for part in args[0] if isinstance(part, str | bytes)]
         return sum(parts) + len(text) * max(len(parts) - 1, 0)
-    return -1
+    return 0
 
 
 _GUARDS: dict[str, Any] = {
@@ -234,7 +234,7 @@ class _Budget:
     def _take(self, items: int, what: str) -> None:
         if items > MAX_ITEMS:
             raise SandboxLimit(f"{what} would make a value longer than {MAX_ITEMS} items")
-        self.items -= max(items, 0)
+        self.items -= items
         if self.items < 0:
             raise SandboxLimit(f"diagram code may make at most {MAX_ITEMS_PER_RUN} items in all")
 
