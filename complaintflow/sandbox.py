@@ -168,7 +168,7 @@ def _made_by_method(text: Any, name: str, args: tuple[Any, ...]) -> int:
             if len(args) > 2 and isinstance(args[2], int) and args[2] >= 0:
                 times = min(times, args[2])
             return len(text) + times * max(len(new) - len(old), 0)
-    if name == "join" and args and isinstance(args[0], list | tuple):
+    if name == "join" and args:  # `args[0]` already a list: `_Budget.getattr` made it one
         parts = [len(part) for part in args[0] if isinstance(part, str | bytes)]
         return sum(parts) + len(text) * max(len(parts) - 1, 0)
     return 0
@@ -284,10 +284,10 @@ class _Policy(RestrictingNodeTransformer):
 
     def visit_BinOp(self, node: ast.BinOp) -> ast.AST:
         """`a * b` becomes `_operate_("*", a, b)` for the operators that can grow a value."""
-        visited = self.node_contents_visit(node)
+        self.node_contents_visit(node)  # the operands, transformed in place
         growing = _GROWING.get(type(node.op))
         if growing is None:
-            return visited
+            return node
         call = ast.Call(
             func=ast.Name("_operate_", ast.Load()),
             args=[ast.Constant(growing[0]), node.left, node.right],
