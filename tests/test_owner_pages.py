@@ -18,6 +18,7 @@ from complaintflow.app import services
 from complaintflow.services import Services
 
 from .complaints import Complaint
+from .conftest import Api
 from .test_modeler import Person, assets  # noqa: F401  (assets: the modeler's files, faked)
 from .test_versions import with_photo_step
 
@@ -222,3 +223,35 @@ def test_a_version_superseded_before_its_date_says_it_will_not_take_effect(
     _approved(svc, 3)
     html = Person(app, "process_owner").page("/procedures/facility")[1]
     assert "superseded by version 3: it will not take effect" in html
+
+
+NEW_PROCEDURE = Path(__file__).parent / "diagrams" / "corpus" / "parallel-valid.bpmn"
+
+
+@pytest.mark.usefixtures("assets")
+def test_a_new_procedure_waits_for_its_sign_offs_while_the_others_go_on(
+    app: Flask, api: Api
+) -> None:
+    """A procedure uploaded for the first time is a draft like any other: its owners see it
+    waiting, and every page that lists the procedures in effect goes on without it."""
+    svc = services(app)
+    svc.engine.deploy(NEW_PROCEDURE, "ann")
+    owner = Person(app, "process_owner")
+    status, html = owner.page("/procedures/")
+    assert status == 200
+    row = html[html.index("corpus_parallel") :].split("</tr>")[0]
+    assert "v1 (" in row and "version 1" not in row  # waiting, nothing in effect
+    assert owner.page("/procedures/corpus_parallel")[0] == 200
+    assert owner.page("/procedures/corpus_parallel/v1")[0] == 200
+    admin = Person(app, "admin")
+    for page in ("/", "/complain/facility", "/inbox", "/start", "/complaints", "/admin/qr"):
+        status, html = admin.page(page)
+        assert (status, "corpus_parallel" in html) == (200, False), page
+    listed = api.get("/procedures", "admin")
+    assert [p["key"] for p in listed.get_json()["procedures"]] == ["facility", "bar", "hotel"]
+
+    svc.engine.review("corpus_parallel", 1, "bob", True, "ok")
+    svc.engine.approve("corpus_parallel", 1, "carol", True, "ok")
+    listed = api.get("/procedures", "admin").get_json()["procedures"]
+    assert [p["key"] for p in listed] == ["facility", "bar", "hotel", "corpus_parallel"]
+    assert "/complain/corpus_parallel" in admin.page("/")[1]

@@ -11,7 +11,6 @@ from flask.typing import ResponseReturnValue
 from flask_login import login_required
 
 from ..app import services
-from ..engine import queries
 from ..web import i18n, person
 from ..web.links import public_url
 from . import bp
@@ -24,12 +23,7 @@ MAX_PLACES = 200
 def qr_sheet() -> ResponseReturnValue:
     if not person().is_admin:
         abort(403)
-    engine = services().engine
-    with services().store.read() as session:
-        diagrams = {
-            p["key"]: engine.diagram(engine.current_version(session, p["key"]))
-            for p in queries.procedures(engine, session)
-        }
+    diagrams = services().engine.current_diagrams()
     key = request.form.get("procedure", "")
     places = [
         line.strip()[:200] for line in request.form.get("places", "").splitlines() if line.strip()

@@ -26,7 +26,7 @@ from ..db import Store
 from ..diagrams import CompiledDiagram, compile_diagram, parse_xml
 from ..errors import ComplaintflowError, Conflict, Forbidden, NotFound, StaleInstance
 from ..handlers import HandlerRegistry
-from ..models import Instance, IntakeRequest, Procedure, ProcedureVersion, Task, utcnow
+from ..models import Instance, IntakeRequest, ProcedureVersion, Task, utcnow
 from ..notices import Subscribers
 from ..sla import SlaTable
 from . import queries
@@ -120,10 +120,11 @@ class Engine(AdminActs, DeadlineActs, MigrationActs, VersionActs):
         return diagram
 
     def current_diagrams(self) -> dict[str, CompiledDiagram]:
-        """The diagram in effect for each procedure, by key, in the procedures' order."""
+        """The diagram in effect for each procedure that has one, by key, in the procedures'
+        order."""
         with self.store.read() as session:
-            keys = session.scalars(select(Procedure.key).order_by(Procedure.number_prefix)).all()
-            return {key: self.diagram(self.current_version(session, key)) for key in keys}
+            current = self.current_versions(session)
+        return {key: self.diagram(version) for key, version in current.items()}
 
     # -- instances ----------------------------------------------------------------------
 

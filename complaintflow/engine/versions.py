@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, contains_eager
 
 from .. import audit
 from ..diagrams import CompiledDiagram, content_hash, forms_from
@@ -41,8 +41,25 @@ class Deployed:
     resubmits: int | None = None
 
 
+@dataclass(frozen=True)
+class SignOffRow:
+    procedure: Procedure
+    current: ProcedureVersion | None  # None until its first version is approved and in effect
+    waiting: list[ProcedureVersion]  # drafts and reviewed versions, newest first
+    newest: ProcedureVersion
+
+
 # A version in one of these states is closed: the same file again is a new submission.
 _CLOSED = ("rejected", "withdrawn")
+
+
+def _in_effect(at: datetime | None) -> tuple[Any, ...]:
+    """What makes a version one complaints may start on (at `at`, or now): approved, its date
+    come."""
+    return (
+        ProcedureVersion.status == "approved",
+        ProcedureVersion.effective_from <= (at or utcnow()),
+    )
 
 
 class VersionActs:
@@ -63,17 +80,49 @@ class VersionActs:
         procedure replaces one not yet issued)."""
         version = session.scalars(
             select(ProcedureVersion)
-            .where(
-                ProcedureVersion.procedure_key == key,
-                ProcedureVersion.status == "approved",
-                ProcedureVersion.effective_from <= (at or utcnow()),
-            )
+            .where(ProcedureVersion.procedure_key == key, *_in_effect(at))
             .order_by(ProcedureVersion.version.desc())
             .limit(1)
         ).first()
         if version is None:
             raise NotFound(f"there is no procedure '{key}' in effect")
         return version
+
+    @staticmethod
+    def current_versions(session: Session) -> dict[str, ProcedureVersion]:
+        """`current_version` of every procedure that has one, by key, in the procedures' order,
+        in one statement. A procedure whose first version still waits for its sign-offs has
+        none, and is left out."""
+        current: dict[str, ProcedureVersion] = {}
+        for version in session.scalars(
+            select(ProcedureVersion)
+            .join(ProcedureVersion.procedure)
+            .where(*_in_effect(None))
+            .order_by(Procedure.number_prefix, Procedure.key, ProcedureVersion.version.desc())
+            .options(contains_eager(ProcedureVersion.procedure))
+        ):
+            current.setdefault(version.procedure_key, version)
+        return current
+
+    @staticmethod
+    def sign_off_overview(session: Session) -> list[SignOffRow]:
+        """Every procedure, in order, with its version in effect and those waiting for
+        sign-off: what a process owner looks at first. Three statements, however many."""
+        current = VersionActs.current_versions(session)
+        newest: dict[str, ProcedureVersion] = {}
+        waiting: dict[str, list[ProcedureVersion]] = {}
+        for version in session.scalars(
+            select(ProcedureVersion).order_by(ProcedureVersion.version.desc())
+        ):
+            newest.setdefault(version.procedure_key, version)
+            if version.status in ("draft", "reviewed"):
+                waiting.setdefault(version.procedure_key, []).append(version)
+        return [
+            SignOffRow(p, current.get(p.key), waiting.get(p.key, []), newest[p.key])
+            for p in session.scalars(
+                select(Procedure).order_by(Procedure.number_prefix, Procedure.key)
+            )
+        ]
 
     @staticmethod
     def version(session: Session, key: str, number: int) -> ProcedureVersion:

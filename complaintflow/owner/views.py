@@ -45,12 +45,10 @@ def form_path_pattern() -> str:
 def procedures() -> ResponseReturnValue:
     engine = services().engine
     with services().store.read() as session:
-        rows = []
-        for p in queries.procedures(engine, session):
-            versions = engine.versions(session, p["key"])
-            current = engine.current_version(session, p["key"])
-            pending = [v for v, _, _ in versions if v.status in ("draft", "reviewed")]
-            rows.append((p, engine.diagram(current), current, pending))
+        rows = [
+            (row, engine.diagram(row.current or row.newest))
+            for row in engine.sign_off_overview(session)
+        ]
     return render_template(
         "owner/procedures.html",
         rows=rows,

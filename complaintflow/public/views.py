@@ -37,14 +37,10 @@ def _diagram(key: str) -> Any:
 
 @bp.get("/")
 def landing() -> ResponseReturnValue:
-    engine = services().engine
-    with services().store.read() as session:
-        diagrams = {
-            p["key"]: engine.diagram(engine.current_version(session, p["key"]))
-            for p in queries.procedures(engine, session)
-        }
     return render_template(
-        "public/landing.html", diagrams=diagrams, procedure_name=i18n.procedure_name
+        "public/landing.html",
+        diagrams=services().engine.current_diagrams(),
+        procedure_name=i18n.procedure_name,
     )
 
 
