@@ -243,6 +243,7 @@ def test_a_new_procedure_waits_for_its_sign_offs_while_the_others_go_on(
     assert "v1 (" in row and "version 1" not in row  # waiting, nothing in effect
     assert owner.page("/procedures/corpus_parallel")[0] == 200
     assert owner.page("/procedures/corpus_parallel/v1")[0] == 200
+    assert 'value="corpus_parallel:1"' in owner.page("/procedures/upload")[1]  # a base to edit
     admin = Person(app, "admin")
     for page in ("/", "/complain/facility", "/inbox", "/start", "/complaints", "/admin/qr"):
         status, html = admin.page(page)

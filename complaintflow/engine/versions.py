@@ -42,11 +42,15 @@ class Deployed:
 
 
 @dataclass(frozen=True)
-class SignOffRow:
+class ProcedureRow:
     procedure: Procedure
     current: ProcedureVersion | None  # None until its first version is approved and in effect
-    waiting: list[ProcedureVersion]  # drafts and reviewed versions, newest first
-    newest: ProcedureVersion
+    versions: list[ProcedureVersion]  # every one, newest first
+
+    @property
+    def waiting(self) -> list[ProcedureVersion]:
+        """The versions waiting for a sign-off, newest first."""
+        return [v for v in self.versions if v.status in ("draft", "reviewed")]
 
 
 # A version in one of these states is closed: the same file again is a new submission.
@@ -105,20 +109,17 @@ class VersionActs:
         return current
 
     @staticmethod
-    def sign_off_overview(session: Session) -> list[SignOffRow]:
-        """Every procedure, in order, with its version in effect and those waiting for
-        sign-off: what a process owner looks at first. Three statements, however many."""
+    def procedure_rows(session: Session) -> list[ProcedureRow]:
+        """Every procedure, in order, with its version in effect and all its versions: what a
+        process owner looks at first. Three statements, however many there are."""
         current = VersionActs.current_versions(session)
-        newest: dict[str, ProcedureVersion] = {}
-        waiting: dict[str, list[ProcedureVersion]] = {}
+        versions: dict[str, list[ProcedureVersion]] = {}
         for version in session.scalars(
             select(ProcedureVersion).order_by(ProcedureVersion.version.desc())
         ):
-            newest.setdefault(version.procedure_key, version)
-            if version.status in ("draft", "reviewed"):
-                waiting.setdefault(version.procedure_key, []).append(version)
+            versions.setdefault(version.procedure_key, []).append(version)
         return [
-            SignOffRow(p, current.get(p.key), waiting.get(p.key, []), newest[p.key])
+            ProcedureRow(p, current.get(p.key), versions[p.key])
             for p in session.scalars(
                 select(Procedure).order_by(Procedure.number_prefix, Procedure.key)
             )

@@ -46,8 +46,8 @@ def procedures() -> ResponseReturnValue:
     engine = services().engine
     with services().store.read() as session:
         rows = [
-            (row, engine.diagram(row.current or row.newest))
-            for row in engine.sign_off_overview(session)
+            (row, engine.diagram(row.current or row.versions[0]))
+            for row in engine.procedure_rows(session)
         ]
     return render_template(
         "owner/procedures.html",
@@ -261,10 +261,7 @@ def upload() -> ResponseReturnValue:
                 )
             return redirect(url_for("owner.version", key=deployed.key, number=deployed.version))
     with services().store.read() as session:
-        bases = [
-            (p["key"], p["name"], engine.versions(session, p["key"]))
-            for p in queries.procedures(engine, session)
-        ]
+        bases = engine.procedure_rows(session)
     return render_template("owner/upload.html", findings=findings, bases=bases), (
         422 if findings else 200
     )
