@@ -12,6 +12,7 @@ from werkzeug.exceptions import HTTPException
 from .attachments import MAX_BYTES, MAX_FILES
 from .config import Settings
 from .services import Services
+from .web import inputs
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -23,6 +24,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         # The largest request: an intake form with its most and largest files.
         MAX_CONTENT_LENGTH=MAX_FILES * MAX_BYTES + 1024 * 1024,
     )
+    inputs.install(app)  # before the routes: they bind its converter
     app.json.ensure_ascii = False  # type: ignore[attr-defined]  # Chinese stays readable
     app.extensions["complaintflow"] = svc = Services.build(settings)
     # SpiffWorkflow logs every state change at INFO and task data (personal data) at DEBUG.

@@ -53,15 +53,15 @@ def _problem(error: ValidationError) -> Problem:
     return "%(detail)s", {"detail": error.message}
 
 
-def _storable(value: Any) -> Any:
+def storable(value: Any) -> Any:
     """NUL characters cannot be stored in PostgreSQL text or JSON: they become U+FFFD, which
     keeps lengths (and so the form's limits) as they were."""
     if isinstance(value, str):
         return value.replace("\x00", "\ufffd")
     if isinstance(value, dict):
-        return {key: _storable(item) for key, item in value.items()}
+        return {storable(key): storable(item) for key, item in value.items()}
     if isinstance(value, list):
-        return [_storable(item) for item in value]
+        return [storable(item) for item in value]
     return value
 
 
@@ -76,7 +76,7 @@ class FormValidator:
         """The data if it fits the form; otherwise InvalidData with problems per field."""
         if not isinstance(data, dict):
             raise InvalidData({FORM_ERROR: [(N_("Send the form's fields as a JSON object."), {})]})
-        data = _storable(data)
+        data = storable(data)
         problems: dict[str, list[Problem]] = {}
         for error in self._validator.iter_errors(data):
             for name, problem in self._locate(error, data):

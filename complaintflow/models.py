@@ -43,6 +43,10 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 JSONData = JSON().with_variant(JSONB(), "postgresql")
 
+# The largest id or version number a row can have: they are 32-bit integer columns. A larger
+# number from outside names no row, and the database would refuse it as a parameter.
+MAX_INTEGER = 2**31 - 1
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)

@@ -246,3 +246,49 @@ def test_openapi_documents_every_route(mech_api: Api) -> None:
             path = path.replace("{instance_id}", "{id}").replace("{task_id}", "{id}")
             served |= {(path, m) for m in rule.methods or () if m not in ("HEAD", "OPTIONS")}
     assert documented == served
+
+
+TOO_BIG = "9" * 20  # past any integer column
+NUL = "%00"
+
+
+def test_values_no_database_column_holds_are_refused_with_a_readable_line(
+    mech_api: Api,
+) -> None:
+    """A number past the database's integers, a digit that is not 0-9, a NUL character in the
+    path or the query: a 4xx that says what is wrong, never a 500 from the database."""
+    start(mech_api)
+    not_found = [f"/instances/{TOO_BIG}", f"/instances/{TOO_BIG}/history", f"/tasks/a{NUL}b"]
+    for path in not_found:
+        answer = mech_api.get(path, "admin")
+        assert answer.status_code in (400, 404), path
+        assert answer.get_json()["error"]["message"], path
+    refused = [
+        f"/instances?number={NUL}",
+        f"/instances?complainant=a{NUL}",
+        f"/instances?page={TOO_BIG}",
+        "/instances?version=%C2%B2",  # ², which str.isdigit() takes for a digit
+        f"/instances?per_page={'1' * 5000}",  # longer than int() reads
+        f"/procedures/mechanics/diff?from=1&to={TOO_BIG}",
+        f"/procedures/me{NUL}/versions",
+    ]
+    for path in refused:
+        answer = mech_api.get(path, "admin")
+        assert answer.status_code == 400, path
+        assert answer.get_json()["error"]["code"] == "bad_request", path
+    nul = mech_api.get(f"/instances?number={NUL}", "admin").get_json()["error"]["message"]
+    assert nul == "the request carries a NUL character (in number); send text without it"
+    page = mech_api.get(f"/instances?page={TOO_BIG}", "admin").get_json()["error"]["message"]
+    assert page == "page must be a whole number from 1 to 2147483647"
+    # In a JSON body, what other systems send, a NUL is kept as U+FFFD and the call goes on.
+    client = mech_api.client
+    token = client.post("/api/v1/auth/token", json={"username": "de\u0000sk", "password": "x"})
+    assert token.status_code == 401
+    reason = mech_api.post("/instances/1/cancel", "admin", {"reason": "dup\u0000licate"})
+    assert reason.status_code == 200
+    (cancelled,) = [
+        e
+        for e in mech_api.get("/instances/1/history", "admin").get_json()["events"]
+        if e["action"] == "instance.cancelled"
+    ]
+    assert cancelled["data"]["reason"] == "dup\ufffdlicate"

@@ -344,3 +344,16 @@ def test_staff_find_complaints_of_their_procedures(site: Flask) -> None:
     found = Page(site).sign_in("clerk").get("/complaints?complainant=陳")
     assert "1 complaints found" in found.html
     assert "0 complaints found" in Page(site).sign_in("bar_staff").get("/complaints").html
+
+
+def test_a_nul_character_or_an_impossible_number_gets_an_error_page_and_files_nothing(
+    site: Flask,
+) -> None:
+    admin = Page(site).sign_in("admin")
+    assert admin.get("/complaints/" + "9" * 20).status == 404
+    assert admin.get("/audit/complaints/" + "9" * 20).status == 404
+    assert admin.get("/complaints?number=%00").status == 400
+    assert "Could not be accepted" in admin.html
+    filed = file_complaint(site, {**FACILITY_INTAKE, "description": "升降機\x00停在12樓"})
+    assert filed.status == 400
+    assert instances(site) == 0

@@ -12,9 +12,10 @@ from flask_babel import gettext as _
 
 from ..app import services
 from ..engine import queries
-from ..errors import Conflict, NotFound
+from ..errors import ComplaintflowError, Conflict, NotFound
 from ..outbox import discard, listing, retry
 from ..web import i18n, person
+from ..web.inputs import whole_number
 from . import bp
 from .webhooks import is_deleted, subscription_or_404
 
@@ -111,8 +112,10 @@ def discard_message(message_id: int) -> ResponseReturnValue:
 def _act(message_id: int, act: Any, done: str, refused: str) -> ResponseReturnValue:
     """Retry or discard with the reason given; back to the page the button was on."""
     status = _status("dead")
-    subscription = request.form.get("subscription", "")
-    subscription_id = int(subscription) if subscription.isdigit() else None
+    try:  # the page's hidden field: anything else goes back to the whole outbox
+        subscription_id: int | None = whole_number(request.form["subscription"], "subscription")
+    except (KeyError, ComplaintflowError):
+        subscription_id = None
     reason = request.form.get("reason", "").strip()
     field = f"reason_{message_id}"
     if not reason or len(reason) > MAX_REASON:

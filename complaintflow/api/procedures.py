@@ -11,6 +11,7 @@ from flask.typing import ResponseReturnValue
 from ..app import services
 from ..diagram_diff import compare
 from ..errors import ComplaintflowError, Forbidden, NotFound
+from ..web.inputs import whole_number
 from . import bp, json_body, person
 
 
@@ -133,10 +134,10 @@ def diff_versions(key: str) -> ResponseReturnValue:
     """?from=<n>&to=<m>: the elements added, removed and changed."""
     if not (person().is_process_owner or person().is_auditor):
         raise Forbidden("only process owners, auditors and admins compare versions")
-    try:
-        first, second = int(request.args["from"]), int(request.args["to"])
-    except (KeyError, ValueError):
-        raise ComplaintflowError("give ?from=<version>&to=<version>") from None
+    if "from" not in request.args or "to" not in request.args:
+        raise ComplaintflowError("give ?from=<version>&to=<version>")
+    first = whole_number(request.args["from"], "from")
+    second = whole_number(request.args["to"], "to")
     with services().store.read() as session:
         a = services().engine.version(session, key, first)
         b = services().engine.version(session, key, second)

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 from ..engine.queries import Search
 from ..errors import ComplaintflowError
+from .inputs import whole_number
 
 STATUSES = ("running", "completed", "cancelled", "error")
 MAX_PER_PAGE = 100
@@ -26,13 +27,9 @@ def _day(
     return datetime.combine(day + timedelta(days=1 if next_day else 0), time(), zone)
 
 
-def _int(args: Mapping[str, str], name: str, default: int | None, low: int = 1) -> int | None:
+def _int(args: Mapping[str, str], name: str, default: int | None) -> int | None:
     raw = (args.get(name) or "").strip()
-    if not raw:
-        return default
-    if not raw.isdigit() or int(raw) < low:
-        raise ComplaintflowError(f"{name} must be a whole number of at least {low}")
-    return int(raw)
+    return whole_number(raw, name) if raw else default
 
 
 def parse_search(args: Mapping[str, str], zone: ZoneInfo) -> Search:

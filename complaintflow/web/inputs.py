@@ -1,0 +1,66 @@
+"""What any request may carry, checked once for every route, so that what no database column
+holds gets a readable 4xx instead of a database error: whole numbers the integer columns hold (a
+larger one in the path is no row: 404), and no NUL character (no PostgreSQL text column stores
+one). In a JSON body a NUL becomes U+FFFD, as in form data from any source (`forms.storable`):
+other systems send what their own stores hold, and their complaint is kept. In the path, the
+query or the fields of a web form, where people and links put text, it is refused (400)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, request
+from flask.json.provider import DefaultJSONProvider
+from werkzeug.exceptions import BadRequest
+from werkzeug.routing import IntegerConverter
+
+from ..errors import ComplaintflowError
+from ..forms import storable
+from ..models import MAX_INTEGER
+
+
+def whole_number(raw: str, name: str, low: int = 1) -> int:
+    """`raw` as a whole number the database holds, or a readable error naming the field."""
+    raw = raw.strip()
+    # ASCII digits only: str.isdigit() also takes "²", which int() refuses; and no more of them
+    # than the largest number has, as int() refuses thousands.
+    if raw.isascii() and raw.isdigit() and len(raw) <= len(str(MAX_INTEGER)):
+        number = int(raw)
+        if low <= number <= MAX_INTEGER:
+            return number
+    raise ComplaintflowError(f"{name} must be a whole number from {low} to {MAX_INTEGER}")
+
+
+class _RowNumber(IntegerConverter):
+    """`<int:…>` in a route: a number no row can have does not match, so it is a 404."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max", MAX_INTEGER)
+        super().__init__(*args, **kwargs)
+
+
+def _refuse(where: str) -> BadRequest:
+    return BadRequest(f"the request carries a NUL character ({where}); send text without it")
+
+
+class _JSONProvider(DefaultJSONProvider):
+    """Flask's JSON, with request bodies made storable."""
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        return storable(super().loads(s, **kwargs))
+
+
+def _refuse_nul() -> None:
+    if "\x00" in request.path:
+        raise _refuse("in the path")
+    for source in (request.args, request.form):
+        for name, value in source.items(multi=True):
+            if "\x00" in name or "\x00" in value:
+                raise _refuse(f"in {name.replace(chr(0), '')}")
+
+
+def install(app: Flask) -> None:
+    """Before any blueprint registers its routes: the converter is looked up as they do."""
+    app.url_map.converters["int"] = _RowNumber
+    app.json = _JSONProvider(app)
+    app.before_request(_refuse_nul)
