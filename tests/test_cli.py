@@ -177,6 +177,11 @@ def test_instances_commands_refuse_what_does_not_exist(cli) -> None:
     assert "no complaint instance 999" in refused(
         cli("instances", "cancel", "999", "--reason", "x")
     )
+    # Mistyped arguments are refused as everything else is: one line, exit code 1.
+    too_big = refused(cli("instances", "cancel", "9" * 20, "--reason", "x"))
+    assert too_big.endswith("is not in the range 1<=x<=2147483647.")
+    assert "not a valid integer" in refused(cli("outbox", "retry", "one", "--reason", "x"))
+    assert "No such command 'show'" in refused(cli("instances", "show", "1"))
 
 
 def ok(result: subprocess.CompletedProcess[str]) -> list[str]:

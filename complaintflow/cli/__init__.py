@@ -16,6 +16,10 @@ from sqlalchemy.exc import OperationalError
 
 from ..app import create_app
 from ..errors import ComplaintflowError, InvalidData, InvalidDiagram
+from ..models import MAX_INTEGER
+
+# An id or version number on the command line: one a row can have, or a usage error.
+ROW_NUMBER = click.IntRange(1, MAX_INTEGER)
 
 
 class _Group(FlaskGroup):
@@ -41,6 +45,9 @@ class _Group(FlaskGroup):
             sys.exit(1)
         except ComplaintflowError as exc:
             click.echo(f"error: {exc.message}", err=True)
+            sys.exit(1)
+        except click.UsageError as exc:  # a mistyped command or argument: refused like the rest
+            click.echo(f"error: {exc.format_message()}", err=True)
             sys.exit(1)
         except OperationalError as exc:
             reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)

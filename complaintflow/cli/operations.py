@@ -14,7 +14,7 @@ from ..audit import verify
 from ..bootstrap import OPERATOR
 from ..dispatch import deliver_due
 from ..errors import ComplaintflowError
-from . import main
+from . import ROW_NUMBER, main
 from .procedures import process_owner
 
 
@@ -52,7 +52,7 @@ def outbox_list(status: str | None, limit: int) -> None:
 
 
 @outbox_group.command("retry")
-@click.argument("message_id", type=int)
+@click.argument("message_id", type=ROW_NUMBER)
 @click.option("--reason", required=True)
 @with_appcontext
 def outbox_retry(message_id: int, reason: str) -> None:
@@ -62,7 +62,7 @@ def outbox_retry(message_id: int, reason: str) -> None:
 
 
 @outbox_group.command("discard")
-@click.argument("message_id", type=int)
+@click.argument("message_id", type=ROW_NUMBER)
 @click.option("--reason", required=True)
 @with_appcontext
 def outbox_discard(message_id: int, reason: str) -> None:
@@ -84,7 +84,7 @@ def instances() -> None:
 
 
 @instances.command("cancel")
-@click.argument("instance_id", type=int)
+@click.argument("instance_id", type=ROW_NUMBER)
 @click.option("--reason", required=True)
 @with_appcontext
 def instances_cancel(instance_id: int, reason: str) -> None:
@@ -94,7 +94,7 @@ def instances_cancel(instance_id: int, reason: str) -> None:
 
 
 @instances.command("retry")
-@click.argument("instance_id", type=int)
+@click.argument("instance_id", type=ROW_NUMBER)
 @click.option("--reason", required=True)
 @with_appcontext
 def instances_retry(instance_id: int, reason: str) -> None:
@@ -104,7 +104,7 @@ def instances_retry(instance_id: int, reason: str) -> None:
 
 
 @instances.command("correct")
-@click.argument("instance_id", type=int)
+@click.argument("instance_id", type=ROW_NUMBER)
 @click.option(
     "--set",
     "assignments",
@@ -164,9 +164,13 @@ def audit_verify() -> None:
 
 @instances.command("migrate")
 @click.option("--procedure", "key", required=True, help="The procedure key.")
-@click.option("--to", "to", required=True, type=int, help="The approved version to move to.")
+@click.option("--to", "to", required=True, type=ROW_NUMBER, help="The approved version to move to.")
 @click.option(
-    "--instance", "ids", multiple=True, type=int, help="Only this complaint (its id); repeatable."
+    "--instance",
+    "ids",
+    multiple=True,
+    type=ROW_NUMBER,
+    help="Only this complaint (its id); repeatable.",
 )
 @click.option("--reason", required=True, help="Why (in each moved complaint's history).")
 @click.option("--dry-run", is_flag=True, help="Only say which can move and why others cannot.")

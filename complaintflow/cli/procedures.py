@@ -16,7 +16,7 @@ from ..app import services
 from ..bootstrap import OPERATOR
 from ..errors import ComplaintflowError
 from ..models import User
-from . import main
+from . import ROW_NUMBER, main
 
 
 @main.command()
@@ -130,7 +130,7 @@ def versions_list(key: str) -> None:
 
 @versions.command("review")
 @click.argument("key")
-@click.argument("number", type=int)
+@click.argument("number", type=ROW_NUMBER)
 @click.option("--as", "actor", required=True, help="The reviewer (審核), not the preparer.")
 @click.option("--comment", required=True)
 @click.option("--reject", is_flag=True, help="Send it back instead of accepting it.")
@@ -143,7 +143,7 @@ def versions_review(key: str, number: int, actor: str, comment: str, reject: boo
 
 @versions.command("approve")
 @click.argument("key")
-@click.argument("number", type=int)
+@click.argument("number", type=ROW_NUMBER)
 @click.option("--as", "actor", required=True, help="The approver (批准): a third person.")
 @click.option("--comment", required=True)
 @click.option(
@@ -165,7 +165,7 @@ def versions_approve(
 
 @versions.command("withdraw")
 @click.argument("key")
-@click.argument("number", type=int)
+@click.argument("number", type=ROW_NUMBER)
 @click.option("--reason", required=True, help="Why (in the audit log).")
 @click.option("--as", "actor", default=None, help="Who withdraws it; the operator if not given.")
 @with_appcontext
