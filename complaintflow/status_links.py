@@ -17,7 +17,8 @@ def status_token(secret_key: str, instance_id: int) -> str:
 
 
 def token_matches(secret_key: str, instance_id: int, token: str) -> bool:
-    return hmac.compare_digest(status_token(secret_key, instance_id), token)
+    # As bytes: compare_digest refuses str with characters past ASCII, which a link can carry.
+    return hmac.compare_digest(status_token(secret_key, instance_id).encode(), token.encode())
 
 
 def status_path(secret_key: str, instance_id: int) -> str:

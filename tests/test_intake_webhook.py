@@ -113,6 +113,7 @@ def test_keys_belong_to_their_source(make_app: Callable[..., Flask]) -> None:
     ("change", "message"),
     [
         ({"secret": "wrong"}, "the signature does not match the body"),
+        ({signing.SIGNATURE: "sha256=é"}, "the signature does not match the body"),
         ({"source": "stranger"}, "'stranger' is not a known source"),
         ({"at": -310}, "more than five minutes"),
         ({"at": +310}, "more than five minutes"),

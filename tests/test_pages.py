@@ -243,7 +243,8 @@ def test_the_status_page_shows_progress_and_nothing_internal(site: Flask) -> Non
     assert status.status == 200 and "A-" in status.html and "Being handled" in status.html
     for secret in ("INTERNAL-NOTE", "technician", "clerk", "控制板", "91234567"):
         assert secret not in status.html
-    assert Page(site).get(link.rsplit("/", 1)[0] + "/not-the-token").status == 404
+    for wrong in ("not-the-token", "é電"):
+        assert Page(site).get(link.rsplit("/", 1)[0] + "/" + wrong).status == 404
 
 
 def test_the_public_form_refuses_robots_and_floods(make_app: Callable[..., Flask]) -> None:

@@ -35,4 +35,7 @@ def fresh(timestamp: str, now: float | None = None) -> bool:
 
 def valid(secrets: list[str], timestamp: str, body: bytes, given: str) -> bool:
     """Whether `given` was made with one of the secrets (two are valid during a rotation)."""
-    return any(hmac.compare_digest(signature(s, timestamp, body), given) for s in secrets)
+    # As bytes: compare_digest refuses str with characters past ASCII, which a header can carry.
+    return any(
+        hmac.compare_digest(signature(s, timestamp, body).encode(), given.encode()) for s in secrets
+    )
