@@ -280,6 +280,10 @@ def test_values_no_database_column_holds_are_refused_with_a_readable_line(
     assert nul == "the request carries a NUL character (in number); send text without it"
     page = mech_api.get(f"/instances?page={TOO_BIG}", "admin").get_json()["error"]["message"]
     assert page == "page must be a whole number from 1 to 2147483647"
+    deep = mech_api.client.post(
+        "/api/v1/auth/token", data="[" * 100_000, content_type="application/json"
+    )
+    assert deep.status_code == 400
     # In a JSON body, what other systems send, a NUL is kept as U+FFFD and the call goes on.
     client = mech_api.client
     token = client.post("/api/v1/auth/token", json={"username": "de\u0000sk", "password": "x"})

@@ -159,6 +159,7 @@ def test_an_oversized_body_is_413_before_anything_else(
         (b"{not json", "not valid JSON"),
         (b"\xff\xfe", "not valid JSON"),
         (b"[1, 2]", "must be a JSON object"),
+        (b"[" * 2000 + b"]" * 2000, "nested too deeply"),  # within the 4096 bytes it may send
     ],
 )
 def test_malformed_bodies_are_400(client: FlaskClient, body: bytes, message: str) -> None:

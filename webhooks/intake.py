@@ -10,7 +10,6 @@ procedure, 400 not a JSON object, 409 key reused with another body, 422 fields n
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from flask import Blueprint, jsonify, request
@@ -21,6 +20,7 @@ from complaintflow.app import services
 from complaintflow.engine import Delivery
 from complaintflow.errors import ComplaintflowError, TooLarge, Unauthorized
 from complaintflow.models import Instance
+from complaintflow.web.inputs import parse_json
 from complaintflow.web.links import status_url
 
 from . import signing
@@ -73,8 +73,8 @@ def intake(procedure: str) -> ResponseReturnValue:
     with engine.store.read() as session:
         engine.current_version(session, procedure)  # 404 for a procedure that is not there
     try:
-        data: Any = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data: Any = parse_json(body)
+    except (UnicodeDecodeError, ValueError) as exc:
         raise ComplaintflowError(f"the body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise ComplaintflowError("the body must be a JSON object of the intake form's fields")

@@ -4,7 +4,6 @@ complaints to a newer version."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,6 +19,7 @@ from ..errors import ComplaintflowError, Conflict, Forbidden, InvalidDiagram, No
 from ..validation import procedure_key_of
 from ..web import i18n, person
 from ..web.diagram_svg import Mark, legend, render
+from ..web.inputs import parse_json, whole_number
 from . import bp
 
 MAX_UPLOAD = 5 * 1024 * 1024
@@ -224,12 +224,12 @@ def upload() -> ResponseReturnValue:
                 procedure_key_of(content, source) if uploads else ""
             )
             forms = {
-                _form_path(f.filename or "", folder): json.loads(f.read(256 * 1024))
+                _form_path(f.filename or "", folder): parse_json(f.read(256 * 1024))
                 for f in uploads
             }
             base_key, _colon, number = base.partition(":")
             checked = engine.check_upload(
-                content, forms, source, (base_key, int(number)) if number else None
+                content, forms, source, (base_key, whole_number(number, "base")) if number else None
             )
             deployed = engine.store_draft(checked, person().username, source, resubmit=True)
         except InvalidDiagram as invalid:

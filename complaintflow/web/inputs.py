@@ -1,12 +1,14 @@
 """What any request may carry, checked once for every route, so that what no database column
 holds gets a readable 4xx instead of a database error: whole numbers the integer columns hold (a
 larger one in the path is no row: 404), and no NUL character (no PostgreSQL text column stores
-one). In a JSON body a NUL becomes U+FFFD, as in form data from any source (`forms.storable`):
-other systems send what their own stores hold, and their complaint is kept. In the path, the
-query or the fields of a web form, where people and links put text, it is refused (400)."""
+one). In JSON from outside (`parse_json`) a NUL becomes U+FFFD, as in form data from any source
+(`forms.storable`): other systems send what their own stores hold, and their complaint is kept.
+In the path, the query or the fields of a web form, where people and links put text, it is
+refused (400)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from flask import Flask, request
@@ -43,11 +45,20 @@ def _refuse(where: str) -> BadRequest:
     return BadRequest(f"the request carries a NUL character ({where}); send text without it")
 
 
+def parse_json(text: str | bytes) -> Any:
+    """JSON from outside, made storable. Nesting too deep for the parser (or for `storable`)
+    is a ValueError, as any other malformed JSON is, not a RecursionError."""
+    try:
+        return storable(json.loads(text))
+    except RecursionError:
+        raise ValueError("the JSON is nested too deeply") from None
+
+
 class _JSONProvider(DefaultJSONProvider):
-    """Flask's JSON, with request bodies made storable."""
+    """Flask's JSON, with request bodies read by `parse_json`."""
 
     def loads(self, s: str | bytes, **kwargs: Any) -> Any:
-        return storable(super().loads(s, **kwargs))
+        return parse_json(s)
 
 
 def _refuse_nul() -> None:
