@@ -61,10 +61,17 @@ class _JSONProvider(DefaultJSONProvider):
         return parse_json(s)
 
 
+_FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
 def _refuse_nul() -> None:
     if "\x00" in request.path:
         raise _refuse("in the path")
-    for source in (request.args, request.form):
+    # Parsed only where there is something to parse: this runs before every API call.
+    sources = [request.args] if request.query_string else []
+    if request.mimetype in _FORMS:
+        sources.append(request.form)
+    for source in sources:
         for name, value in source.items(multi=True):
             if "\x00" in name or "\x00" in value:
                 raise _refuse(f"in {name.replace(chr(0), '')}")
