@@ -119,6 +119,20 @@ _PERSON = (
 )
 
 
+def _check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise ComplaintflowError(f"a password has at least {MIN_PASSWORD} characters")
+
+
+def _check_roles(session: Session, roles: list[str]) -> None:
+    known = set(session.scalars(select(Role.key).where(Role.key.in_(roles))))
+    unknown = sorted(set(roles) - known)
+    if unknown:
+        raise ComplaintflowError(
+            f"unknown role {', '.join(unknown)}; `complaintflow roles` lists the roles"
+        )
+
+
 class Accounts:
     def __init__(self, store: Store, secret_key: str, token_ttl_seconds: int) -> None:
         self.store = store
@@ -144,19 +158,13 @@ class Accounts:
         username = username.strip()
         if not username or len(username) > 100 or any(c.isspace() for c in username):
             raise ComplaintflowError("a username is 1–100 characters without spaces")
-        if len(password) < MIN_PASSWORD:
-            raise ComplaintflowError(f"a password has at least {MIN_PASSWORD} characters")
+        _check_password(password)
         if not roles:
             raise ComplaintflowError(
                 "give the user at least one role (--role); see `complaintflow roles`"
             )
         with self.store.write() as session:
-            known = set(session.scalars(select(Role.key).where(Role.key.in_(roles))))
-            unknown = sorted(set(roles) - known)
-            if unknown:
-                raise ComplaintflowError(
-                    f"unknown role {', '.join(unknown)}; `complaintflow roles` lists the roles"
-                )
+            _check_roles(session, roles)
             if session.scalars(select(User).where(User.username == username)).first():
                 raise ComplaintflowError(f"a user called {username} already exists")
             user = User(
@@ -198,6 +206,63 @@ class Accounts:
                 },
                 utcnow(),
             )
+
+    def change_roles(
+        self, username: str, grant: list[str], revoke: list[str], actor: str
+    ) -> Person:
+        """Give and take roles, at once for every request the person makes next. Someone
+        keeps at least one role: one who leaves is deactivated (`set_active`)."""
+        with self.store.write() as session:
+            user = self._user(session, username)
+            _check_roles(session, grant)
+            granted = sorted(set(grant) - user.role_keys)
+            revoked = sorted(user.role_keys & set(revoke) - set(grant))
+            if not (user.role_keys - set(revoked)) | set(granted):
+                raise ComplaintflowError(
+                    f"{username} would be left with no role; deactivate someone who leaves"
+                )
+            user.roles = [r for r in user.roles if r.role_key not in revoked]
+            user.roles += [UserRole(role_key=key) for key in granted]
+            if granted or revoked:
+                audit.record(
+                    session,
+                    actor,
+                    "user.roles_changed",
+                    username,
+                    {"granted": granted, "revoked": revoked},
+                    utcnow(),
+                )
+            return _person(user)
+
+    def set_active(self, username: str, active: bool, actor: str, reason: str) -> None:
+        """Let someone sign in again, or stop them: their next request (page or API token)
+        is refused."""
+        if not reason.strip():
+            raise ComplaintflowError("give a reason; it goes into the audit log")
+        with self.store.write() as session:
+            user = self._user(session, username)
+            if user.active == active:
+                raise ComplaintflowError(
+                    f"{username} is already {'active' if active else 'deactivated'}"
+                )
+            user.active = active
+            action = "user.reactivated" if active else "user.deactivated"
+            audit.record(session, actor, action, username, {"reason": reason.strip()}, utcnow())
+
+    def set_password(self, username: str, password: str, actor: str) -> None:
+        """A new password, set by an administrator; it also lifts a lockout."""
+        _check_password(password)
+        with self.store.write() as session:
+            user = self._user(session, username)
+            user.password_hash = _hasher.hash(password)
+            user.failed_logins, user.locked_until = 0, None
+            audit.record(session, actor, "user.password_set", username, {}, utcnow())
+
+    def listing(self) -> list[tuple[Person, bool]]:
+        """Every user, by name, with their roles and whether they may sign in."""
+        with self.store.read() as session:
+            users = session.scalars(select(User).order_by(User.username))
+            return [(_person(user), user.active) for user in users]
 
     @staticmethod
     def _user(session: Session, username: str) -> User:

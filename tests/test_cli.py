@@ -14,7 +14,10 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import select
 
+from complaintflow.errors import Unauthorized
+from complaintflow.models import AuditEntry
 from complaintflow.services import Services
 
 from .complaints import Complaint
@@ -124,6 +127,49 @@ def test_mistakes_in_users_create_are_one_line(cli) -> None:
     assert refused(unknown) == "error: unknown role janitor; `complaintflow roles` lists the roles"
     short = cli("users", "create", "x", "--password", "short", "--role", "clerk")
     assert "at least 8 characters" in refused(short)
+
+
+def test_a_user_changes_roles_leaves_and_comes_back(cli, staff: Services) -> None:
+    ok(cli("users", "create", "ah_wing", "--password", "s3cret-pass", "--role", "clerk"))
+    moved = cli("users", "roles", "ah_wing", "--grant", "technician", "--revoke", "clerk")
+    assert ok(moved) == ["ah_wing: roles technician"]
+    assert "left with no role" in refused(
+        cli("users", "roles", "ah_wing", "--revoke", "technician")
+    )
+    assert "unknown role janitor" in refused(cli("users", "roles", "ah_wing", "--grant", "janitor"))
+    token = staff.accounts.issue_token(staff.accounts.authenticate("ah_wing", "s3cret-pass"))
+    complaint = Complaint(staff, "facility")
+    task = complaint.ready()["contact_complainant"]
+    staff.engine.claim(task.id, "ah_wing")
+
+    gone = ok(cli("users", "deactivate", "ah_wing", "--reason", "left the company"))
+    assert gone == ["deactivated ah_wing; 1 task(s) they had taken are waiting again"]
+    assert complaint.ready()["contact_complainant"].assignee is None
+    assert complaint.history()[-1]["action"] == "task.released"
+    with pytest.raises(Unauthorized):
+        staff.accounts.person_for_token(token)  # the token they had no longer works
+    with pytest.raises(Unauthorized):
+        staff.accounts.authenticate("ah_wing", "s3cret-pass")
+    assert "ah_wing\ttechnician\tdeactivated" in ok(cli("users", "list"))
+    assert "already deactivated" in refused(cli("users", "deactivate", "ah_wing", "--reason", "x"))
+
+    ok(cli("users", "activate", "ah_wing", "--reason", "came back"))
+    ok(cli("users", "password", "ah_wing", "--password", "new-s3cret-pass"))
+    assert staff.accounts.authenticate("ah_wing", "new-s3cret-pass").roles == {"technician"}
+    assert "at least 8" in refused(cli("users", "password", "ah_wing", "--password", "short"))
+    with staff.store.read() as session:
+        logged = session.scalars(
+            select(AuditEntry.action)
+            .where(AuditEntry.subject == "ah_wing")
+            .order_by(AuditEntry.seq)
+        ).all()
+    assert logged == [
+        "user.created",
+        "user.roles_changed",
+        "user.deactivated",
+        "user.reactivated",
+        "user.password_set",
+    ]
 
 
 def test_validate_and_deploy(cli, tmp_path: Path) -> None:

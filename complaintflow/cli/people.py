@@ -11,6 +11,8 @@ from sqlalchemy import select
 
 from ..accounts import Contact
 from ..app import services
+from ..bootstrap import OPERATOR
+from ..engine import queries
 from ..models import Role
 from ..naming import LANGUAGES
 from . import main
@@ -95,3 +97,59 @@ def users_contact(username: str, email: str | None, phone: str | None, locale: s
         f"{username}: email {contact.email or '-'}, phone {contact.phone or '-'},"
         f" language {contact.locale}"
     )
+
+
+@users.command("list")
+@with_appcontext
+def users_list() -> None:
+    """One user per line: the name, the roles, and whether they may sign in."""
+    for person, active in services().accounts.listing():
+        state = "" if active else "\tdeactivated"
+        click.echo(f"{person.username}\t{', '.join(sorted(person.roles))}{state}")
+
+
+@users.command("roles")
+@click.argument("username")
+@click.option("--grant", multiple=True, help="A role key to give; repeatable.")
+@click.option("--revoke", multiple=True, help="A role key to take away; repeatable.")
+@with_appcontext
+def users_roles(username: str, grant: tuple[str, ...], revoke: tuple[str, ...]) -> None:
+    """Give a user roles and take others away (audited); it counts from their next request."""
+    person = services().accounts.change_roles(username, list(grant), list(revoke), OPERATOR)
+    click.echo(f"{person.username}: roles {', '.join(sorted(person.roles))}")
+
+
+@users.command("deactivate")
+@click.argument("username")
+@click.option("--reason", required=True, help="Why (in the audit log).")
+@with_appcontext
+def users_deactivate(username: str, reason: str) -> None:
+    """Stop someone who leaves from signing in or using their API tokens; the tasks they had
+    taken go back to their roles' inboxes."""
+    svc = services()
+    svc.accounts.set_active(username, False, OPERATOR, reason)
+    with svc.store.read() as session:
+        claimed = queries.claimed_by(session, username)
+    for task_id in claimed:
+        svc.engine.claim(task_id, OPERATOR, release=True, for_anyone=True)
+    click.echo(f"deactivated {username}; {len(claimed)} task(s) they had taken are waiting again")
+
+
+@users.command("activate")
+@click.argument("username")
+@click.option("--reason", required=True, help="Why (in the audit log).")
+@with_appcontext
+def users_activate(username: str, reason: str) -> None:
+    """Let a deactivated user sign in again."""
+    services().accounts.set_active(username, True, OPERATOR, reason)
+    click.echo(f"activated {username}")
+
+
+@users.command("password")
+@click.argument("username")
+@click.password_option(help="The new password; asked for twice when left out.")
+@with_appcontext
+def users_password(username: str, password: str) -> None:
+    """Set a new password for someone (audited); it also lifts a lockout after failed sign-ins."""
+    services().accounts.set_password(username, password, OPERATOR)
+    click.echo(f"new password set for {username}")

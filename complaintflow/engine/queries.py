@@ -155,6 +155,13 @@ def ready_tasks_of(session: Session, instance_id: int) -> list[Task]:
     return list(session.scalars(_READY_TASKS_OF, {"instance_id": instance_id}))
 
 
+def claimed_by(session: Session, username: str) -> list[str]:
+    """The ids of the waiting tasks someone has taken."""
+    return list(
+        session.scalars(select(Task.id).where(Task.assignee == username, Task.state == "ready"))
+    )
+
+
 def outcome(
     session: Session, instance: Instance, waiting: Sequence[Task] | None = None
 ) -> dict[str, Any]:
