@@ -258,6 +258,13 @@ class Accounts:
             user.failed_logins, user.locked_until = 0, None
             audit.record(session, actor, "user.password_set", username, {}, utcnow())
 
+    def change_password(self, username: str, current: str, new: str) -> None:
+        """A person's own change. The current password is checked as a sign-in is, failures
+        counting towards the lockout, so this is no way around it."""
+        _check_password(new)
+        self.authenticate(username, current)
+        self.set_password(username, new, username)
+
     def listing(self) -> list[tuple[Person, bool]]:
         """Every user, by name, with their roles and whether they may sign in."""
         with self.store.read() as session:

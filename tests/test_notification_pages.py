@@ -10,10 +10,13 @@ from datetime import timedelta
 from html import unescape
 from typing import Any
 
+import pytest
 from flask import Flask
 from sqlalchemy import event, select
 
 from complaintflow.accounts import Contact
+from complaintflow.bootstrap import demo_password
+from complaintflow.errors import Unauthorized
 from complaintflow.models import AuditEntry, Notification, User, utcnow
 from complaintflow.services import Services
 
@@ -208,3 +211,38 @@ def test_how_to_reach_you_is_saved_and_wrong_entries_are_shown_beside_their_fiel
         )
     assert (entry.actor, entry.subject) == ("technician", "technician")
     assert entry.data == {"email": True, "phone": True, "locale": "zh_Hant"}
+
+
+def test_staff_change_their_own_password_on_the_account_page(app: Flask, svc: Services) -> None:
+    old = demo_password("technician")
+    page = Page(app).sign_in("technician").get("/account")
+    assert 'autocomplete="current-password"' in page.html
+    attempts = {
+        "new_password": ({"current_password": old, "new_password": "short"}, "At least 8"),
+        "repeat_password": (
+            {"current_password": old, "new_password": "a-new-pass", "repeat_password": "other"},
+            "This is not the same as the new password.",
+        ),
+        "current_password": (
+            {"current_password": "wrong!", "new_password": "a-new-pass"},
+            "This is not your current password.",
+        ),
+    }
+    for field, (form, message) in attempts.items():
+        page.get("/account").post("/account/password", {"repeat_password": "a-new-pass", **form})
+        assert page.status == 422 and page.errors()[field].startswith(message), field
+        assert "a-new-pass" not in page.html  # a password is never shown back
+    page.get("/account").post(
+        "/account/password",
+        {"current_password": old, "new_password": "a-new-pass", "repeat_password": "a-new-pass"},
+    )
+    assert page.path == "/account" and page.flashes() == ["Your password is changed."]
+    assert svc.accounts.authenticate("technician", "a-new-pass").username == "technician"
+    with pytest.raises(Unauthorized):
+        svc.accounts.authenticate("technician", old)
+    zh = (
+        Page(app)
+        .sign_in("technician", "a-new-pass")
+        .get("/account", **{"Accept-Language": "zh-TW"})
+    )
+    assert "更改密碼" in zh.html

@@ -14,10 +14,10 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy.exc import SQLAlchemyError
 
-from ..accounts import Contact
+from ..accounts import MIN_PASSWORD, AccountLocked, Contact
 from ..app import services
 from ..engine import queries
-from ..errors import N_, InvalidData
+from ..errors import N_, InvalidData, Unauthorized
 from ..web import i18n, person
 from ..web.submit import translated_problems
 from . import bp
@@ -130,4 +130,44 @@ def account() -> ResponseReturnValue:
         else:
             flash(_("Saved: notifications reach you as shown."), "success")
             return redirect(url_for("staff.account"))
-    return render_template("staff/account.html", contact=contact, problems=problems), status
+    return _account_page(contact, problems, status)
+
+
+def _account_page(contact: Contact, problems: dict[str, list[str]], status: int) -> Any:
+    page = render_template(
+        "staff/account.html", contact=contact, problems=problems, min_password=MIN_PASSWORD
+    )
+    return page, status
+
+
+@bp.post("/account/password")
+@login_required
+def change_password() -> ResponseReturnValue:
+    """Your own password: the current one, and the new one twice."""
+    accounts = services().accounts
+    new = request.form.get("new_password", "")
+    problems: dict[str, list[str]] = {}
+    if len(new) < MIN_PASSWORD:
+        problems["new_password"] = [_("At least %(limit)s characters.", limit=MIN_PASSWORD)]
+    elif new != request.form.get("repeat_password", ""):
+        problems["repeat_password"] = [_("This is not the same as the new password.")]
+    else:
+        try:
+            accounts.change_password(
+                person().username, request.form.get("current_password", ""), new
+            )
+        except AccountLocked as locked:
+            problems["current_password"] = [
+                _(
+                    "Too many failed sign-ins: this account is locked. Try again in"
+                    " %(minutes)s minutes.",
+                    minutes=locked.minutes,
+                )
+            ]
+        except Unauthorized:
+            problems["current_password"] = [_("This is not your current password.")]
+        else:
+            flash(_("Your password is changed."), "success")
+            return redirect(url_for("staff.account"))
+    flash(_("Some fields need your attention."), "error")
+    return _account_page(accounts.contact_of(person().username), problems, 422)
