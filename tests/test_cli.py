@@ -141,6 +141,16 @@ def test_a_user_changes_roles_leaves_and_comes_back(cli, staff: Services) -> Non
     complaint = Complaint(staff, "facility")
     task = complaint.ready()["contact_complainant"]
     staff.engine.claim(task.id, "ah_wing")
+    # A role taken away takes its tasks with it: colleagues may do them.
+    ok(cli("users", "roles", "ah_wing", "--grant", "clerk"))
+    switched = ok(cli("users", "roles", "ah_wing", "--revoke", "technician"))
+    assert switched == [
+        "ah_wing: roles clerk",
+        "1 task(s) of roles they no longer hold are waiting again",
+    ]
+    assert complaint.ready()["contact_complainant"].assignee is None
+    ok(cli("users", "roles", "ah_wing", "--grant", "technician", "--revoke", "clerk"))
+    staff.engine.claim(task.id, "ah_wing")
 
     gone = ok(cli("users", "deactivate", "ah_wing", "--reason", "left the company"))
     assert gone == ["deactivated ah_wing; 1 task(s) they had taken are waiting again"]
@@ -165,7 +175,7 @@ def test_a_user_changes_roles_leaves_and_comes_back(cli, staff: Services) -> Non
         ).all()
     assert logged == [
         "user.created",
-        "user.roles_changed",
+        *["user.roles_changed"] * 4,
         "user.deactivated",
         "user.reactivated",
         "user.password_set",

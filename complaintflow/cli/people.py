@@ -15,6 +15,7 @@ from ..bootstrap import OPERATOR
 from ..engine import queries
 from ..models import Role
 from ..naming import LANGUAGES
+from ..services import Services
 from . import main
 
 
@@ -115,8 +116,22 @@ def users_list() -> None:
 @with_appcontext
 def users_roles(username: str, grant: tuple[str, ...], revoke: tuple[str, ...]) -> None:
     """Give a user roles and take others away (audited); it counts from their next request."""
-    person = services().accounts.change_roles(username, list(grant), list(revoke), OPERATOR)
+    svc = services()
+    person = svc.accounts.change_roles(username, list(grant), list(revoke), OPERATOR)
+    given_back = _give_back(svc, username, person.may_work)
     click.echo(f"{person.username}: roles {', '.join(sorted(person.roles))}")
+    if given_back:
+        click.echo(f"{given_back} task(s) of roles they no longer hold are waiting again")
+
+
+def _give_back(svc: Services, username: str, may_work: Callable[[str], bool]) -> int:
+    """Release the tasks `username` had taken whose role they may no longer work in, so that
+    colleagues holding it can take them."""
+    with svc.store.read() as session:
+        claimed = [t for t, role in queries.claimed_by(session, username) if not may_work(role)]
+    for task_id in claimed:
+        svc.engine.claim(task_id, OPERATOR, release=True, for_anyone=True)
+    return len(claimed)
 
 
 @users.command("deactivate")
@@ -128,11 +143,8 @@ def users_deactivate(username: str, reason: str) -> None:
     taken go back to their roles' inboxes."""
     svc = services()
     svc.accounts.set_active(username, False, OPERATOR, reason)
-    with svc.store.read() as session:
-        claimed = queries.claimed_by(session, username)
-    for task_id in claimed:
-        svc.engine.claim(task_id, OPERATOR, release=True, for_anyone=True)
-    click.echo(f"deactivated {username}; {len(claimed)} task(s) they had taken are waiting again")
+    given_back = _give_back(svc, username, lambda role: False)
+    click.echo(f"deactivated {username}; {given_back} task(s) they had taken are waiting again")
 
 
 @users.command("activate")

@@ -155,11 +155,12 @@ def ready_tasks_of(session: Session, instance_id: int) -> list[Task]:
     return list(session.scalars(_READY_TASKS_OF, {"instance_id": instance_id}))
 
 
-def claimed_by(session: Session, username: str) -> list[str]:
-    """The ids of the waiting tasks someone has taken."""
-    return list(
-        session.scalars(select(Task.id).where(Task.assignee == username, Task.state == "ready"))
+def claimed_by(session: Session, username: str) -> list[tuple[str, str]]:
+    """(id, role) of each waiting task someone has taken."""
+    rows = session.execute(
+        select(Task.id, Task.role).where(Task.assignee == username, Task.state == "ready")
     )
+    return [(task_id, role) for task_id, role in rows]
 
 
 def outcome(
