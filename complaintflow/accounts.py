@@ -250,7 +250,8 @@ class Accounts:
             audit.record(session, actor, action, username, {"reason": reason.strip()}, utcnow())
 
     def set_password(self, username: str, password: str, actor: str) -> None:
-        """A new password, set by an administrator; it also lifts a lockout."""
+        """A new password, by an administrator or (`change_password`) its owner; it also
+        lifts a lockout."""
         _check_password(password)
         with self.store.write() as session:
             user = self._user(session, username)
