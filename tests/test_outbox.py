@@ -154,7 +154,11 @@ def test_the_cli_lists_retries_and_discards(
     listed = cli("outbox", "list", "--status", "dead")
     assert listed.returncode == 0, listed.stderr
     assert listed.stdout.startswith(f"{message.id}\tdead\t1\tsms\tcomplaint.urgent\t+85255550101")
-    assert cli("outbox", "retry", str(message.id)).returncode == 2  # --reason is required
+    unexplained = cli("outbox", "retry", str(message.id))  # --reason is required
+    assert (unexplained.returncode, unexplained.stderr) == (
+        1,
+        "error: Missing option '--reason'.\n",
+    )
     retried = cli("outbox", "retry", str(message.id), "--reason", "number fixed")
     assert retried.returncode == 0 and "pending" in retried.stdout
     discarded = cli("outbox", "discard", str(message.id), "--reason", "guest left")
