@@ -276,14 +276,24 @@ def test_values_no_database_column_holds_are_refused_with_a_readable_line(
         answer = mech_api.get(path, "admin")
         assert answer.status_code == 400, path
         assert answer.get_json()["error"]["code"] == "bad_request", path
+    for path, body in [
+        ("/procedures/mechanics/versions", {"bpmn": "<x/>", "base_version": int(TOO_BIG)}),
+        ("/procedures/mechanics/migrations", {"to": int(TOO_BIG), "reason": "x"}),
+        ("/procedures/mechanics/migrations", {"to": 1, "instances": [True], "reason": "x"}),
+    ]:
+        assert mech_api.post(path, "admin", body).status_code == 400, body
     nul = mech_api.get(f"/instances?number={NUL}", "admin").get_json()["error"]["message"]
     assert nul == "the request carries a NUL character (in number); send text without it"
     page = mech_api.get(f"/instances?page={TOO_BIG}", "admin").get_json()["error"]["message"]
     assert page == "page must be a whole number from 1 to 2147483647"
-    deep = mech_api.client.post(
-        "/api/v1/auth/token", data="[" * 100_000, content_type="application/json"
-    )
-    assert deep.status_code == 400
+    for body, content_type, message in [
+        ("[" * 100_000, "application/json", "not valid JSON: the JSON is nested too deeply"),
+        ('{"username": ', "application/json", "not valid JSON: Expecting value"),
+        ('{"username": "desk"}', "application/x-www-form-urlencoded", "Content-Type"),
+        ("[]", "application/json", "must be a JSON object"),
+    ]:
+        answer = mech_api.client.post("/api/v1/auth/token", data=body, content_type=content_type)
+        assert answer.status_code == 400 and message in answer.get_json()["error"]["message"]
     # In a JSON body, what other systems send, a NUL is kept as U+FFFD and the call goes on.
     client = mech_api.client
     token = client.post("/api/v1/auth/token", json={"username": "de\u0000sk", "password": "x"})

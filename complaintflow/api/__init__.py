@@ -23,6 +23,7 @@ from ..errors import (
     TooLarge,
     Unauthorized,
 )
+from ..web.inputs import parse_json
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -77,7 +78,15 @@ def person() -> Person:
 
 
 def json_body() -> dict[str, Any]:
-    body = request.get_json(silent=True)
+    """The request's JSON object, or a 400 that says what is wrong with what came instead."""
+    if not request.is_json:
+        raise ComplaintflowError(
+            "send a JSON object, with the header Content-Type: application/json"
+        )
+    try:
+        body = parse_json(request.get_data())
+    except ValueError as exc:  # UnicodeDecodeError among them
+        raise ComplaintflowError(f"the request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise ComplaintflowError("the request body must be a JSON object")
     return body

@@ -11,7 +11,7 @@ from flask.typing import ResponseReturnValue
 from ..app import services
 from ..diagram_diff import compare
 from ..errors import ComplaintflowError, Forbidden, NotFound
-from ..web.inputs import whole_number
+from ..web.inputs import is_row_number, whole_number
 from . import bp, json_body, person
 
 
@@ -64,7 +64,7 @@ def upload_version(key: str) -> ResponseReturnValue:
     xml, forms, base = body.get("bpmn"), body.get("forms", {}), body.get("base_version")
     if not isinstance(xml, str) or not isinstance(forms, dict):
         raise ComplaintflowError('send {"bpmn": "<xml>", "forms": {"<path>": <schema>}}')
-    if base is not None and not isinstance(base, int):
+    if base is not None and not is_row_number(base):
         raise ComplaintflowError("base_version is a version number")
     engine = services().engine
     checked = engine.check_upload(
@@ -153,9 +153,9 @@ def migrate_instances(key: str) -> ResponseReturnValue:
     body = json_body()
     to, ids, reason = body.get("to"), body.get("instances"), body.get("reason")
     dry_run = body.get("dry_run", True)
-    if not isinstance(to, int) or not isinstance(dry_run, bool):
+    if not is_row_number(to) or not isinstance(dry_run, bool):
         raise ComplaintflowError('send {"to": <version>, "reason": "…", "dry_run": true}')
-    if ids is not None and not (isinstance(ids, list) and all(isinstance(i, int) for i in ids)):
+    if ids is not None and not (isinstance(ids, list) and all(map(is_row_number, ids))):
         raise ComplaintflowError("instances is a list of instance ids")
     if not isinstance(reason, str) or not reason.strip():
         raise ComplaintflowError("give a reason; it goes into each complaint's history")

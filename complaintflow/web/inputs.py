@@ -9,7 +9,7 @@ refused (400)."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, TypeGuard
 
 from flask import Flask, request
 from flask.json.provider import DefaultJSONProvider
@@ -31,6 +31,11 @@ def whole_number(raw: str, name: str, low: int = 1) -> int:
         if low <= number <= MAX_INTEGER:
             return number
     raise ComplaintflowError(f"{name} must be a whole number from {low} to {MAX_INTEGER}")
+
+
+def is_row_number(value: object) -> TypeGuard[int]:
+    """Whether a value from a JSON body is an id or version number a row can have."""
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_INTEGER
 
 
 class _RowNumber(IntegerConverter):
