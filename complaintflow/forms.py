@@ -6,6 +6,7 @@ Only the fields a form declares reach the workflow data: the schemas say
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -53,6 +54,19 @@ def _problem(error: ValidationError) -> Problem:
     return "%(detail)s", {"detail": error.message}
 
 
+def _finite(value: Any) -> bool:
+    """No infinity or NaN anywhere in it: JSON has neither (PostgreSQL refuses them, and
+    SQLite would keep a history no JSON reader can read), yet Python's JSON and float() read
+    them, and JSON Schema takes them for numbers."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(map(_finite, value.values()))
+    if isinstance(value, list):
+        return all(map(_finite, value))
+    return True
+
+
 def storable(value: Any) -> Any:
     """NUL characters cannot be stored in PostgreSQL text or JSON: they become U+FFFD, which
     keeps lengths (and so the form's limits) as they were."""
@@ -78,6 +92,9 @@ class FormValidator:
             raise InvalidData({FORM_ERROR: [(N_("Send the form's fields as a JSON object."), {})]})
         data = storable(data)
         problems: dict[str, list[Problem]] = {}
+        for name, value in data.items():
+            if not _finite(value):
+                problems[name] = [(_TYPES["number"], {})]
         for error in self._validator.iter_errors(data):
             for name, problem in self._locate(error, data):
                 found = problems.setdefault(name, [])

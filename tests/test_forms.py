@@ -19,6 +19,7 @@ from jsonschema import Draft202012Validator
 
 from complaintflow.app import services
 from complaintflow.engine import queries
+from complaintflow.errors import InvalidData
 from complaintflow.forms import FormValidator
 
 from .conftest import BUNDLED
@@ -86,6 +87,22 @@ def test_whatever_the_schema_allows_the_server_accepts(path: Path, data: st.Data
     sample = data.draw(from_schema(form))
     cleaned = FormValidator(form).clean(sample)
     assert json.loads(json.dumps(cleaned).replace("\\ufffd", "\\u0000")) == sample
+
+
+def test_infinity_and_nan_are_not_numbers_a_form_takes() -> None:
+    form = {
+        "type": "object",
+        "properties": {"cost": {"type": "number"}, "parts": {"type": "array"}},
+    }
+    validator = FormValidator(form)
+    for value in (float("inf"), float("-inf"), float("nan")):
+        with pytest.raises(InvalidData) as refused:
+            validator.clean({"cost": value, "parts": [{"cost": value}]})
+        assert refused.value.fields == {
+            "cost": ["Must be a number."],
+            "parts": ["Must be a number."],
+        }
+    assert validator.clean({"cost": 1e308, "parts": []}) == {"cost": 1e308, "parts": []}
 
 
 @pytest.mark.parametrize("key", ["facility", "bar", "hotel"])
