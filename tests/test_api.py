@@ -271,6 +271,8 @@ def test_values_no_database_column_holds_are_refused_with_a_readable_line(
         f"/instances?per_page={'1' * 5000}",  # longer than int() reads
         f"/procedures/mechanics/diff?from=1&to={TOO_BIG}",
         f"/procedures/me{NUL}/versions",
+        "/instances?to=9999-12-31",  # the day after it is past datetime's range
+        "/reports/mechanics?from=0001-01-01",  # its midnight in Hong Kong is before year 1 in UTC
     ]
     for path in refused:
         answer = mech_api.get(path, "admin")

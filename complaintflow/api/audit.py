@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from flask import Response, jsonify, request
@@ -13,7 +13,8 @@ from .. import reports
 from ..app import services
 from ..auditor.trail import export, trail_of
 from ..engine import queries
-from ..errors import ComplaintflowError, Forbidden
+from ..errors import Forbidden
+from ..web.inputs import day
 from ..web.searching import parse_search
 from . import bp, person
 
@@ -68,11 +69,8 @@ def report(key: str) -> ResponseReturnValue:
     _auditor()
     zone = ZoneInfo(services().settings.timezone)
     today = datetime.now(zone).date()
-    try:
-        first = date.fromisoformat(request.args.get("from") or str(today - timedelta(days=29)))
-        last = date.fromisoformat(request.args.get("to") or str(today))
-    except ValueError:
-        raise ComplaintflowError("from and to must be dates such as 2026-11-27") from None
+    first = day(request.args.get("from") or str(today - timedelta(days=29)), "from")
+    last = day(request.args.get("to") or str(today), "to")
     with services().store.read() as session:
         services().engine.current_version(session, key)  # 404 for an unknown procedure
         built = reports.build(

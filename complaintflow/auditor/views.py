@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -18,6 +18,7 @@ from ..errors import ComplaintflowError
 from ..models import ProcedureVersion
 from ..web import i18n, person
 from ..web.diagram_svg import Mark, legend, render
+from ..web.inputs import day
 from ..web.searching import parse_search
 from ..web.timeline import staff_lines
 from . import bp
@@ -129,9 +130,9 @@ def _period(zone: ZoneInfo) -> tuple[datetime, datetime, str, str]:
     30 days, as UTC bounds in the site's zone."""
     today = datetime.now(zone).date()
     try:
-        first = date.fromisoformat(request.args.get("from") or str(today - timedelta(days=29)))
-        last = date.fromisoformat(request.args.get("to") or str(today))
-    except ValueError:
+        first = day(request.args.get("from") or str(today - timedelta(days=29)), "from")
+        last = day(request.args.get("to") or str(today), "to")
+    except ComplaintflowError:
         abort(400)
     start = datetime.combine(first, time(), zone).astimezone(UTC)
     end = datetime.combine(last + timedelta(days=1), time(), zone).astimezone(UTC)

@@ -9,6 +9,7 @@ refused (400)."""
 from __future__ import annotations
 
 import json
+from datetime import date
 from typing import Any, TypeGuard
 
 from flask import Flask, request
@@ -31,6 +32,22 @@ def whole_number(raw: str, name: str, low: int = 1) -> int:
         if low <= number <= MAX_INTEGER:
             return number
     raise ComplaintflowError(f"{name} must be a whole number from {low} to {MAX_INTEGER}")
+
+
+# Days a query may name: midnight of either, in any zone, and the day after the last, are still
+# datetimes (date.max + 1 day, or 0001-01-01 moved to UTC, would overflow).
+FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(9998, 12, 31)
+
+
+def day(raw: str, name: str) -> date:
+    """`raw` as a date, YYYY-MM-DD, or a readable error naming the field."""
+    try:
+        value = date.fromisoformat(raw.strip())
+    except ValueError:
+        raise ComplaintflowError(f"{name} must be a date such as 2026-11-27") from None
+    if not FIRST_DAY <= value <= LAST_DAY:
+        raise ComplaintflowError(f"{name} must be a date from {FIRST_DAY} to {LAST_DAY}")
+    return value
 
 
 def is_row_number(value: object) -> TypeGuard[int]:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from ..engine.queries import Search
 from ..errors import ComplaintflowError
-from .inputs import whole_number
+from .inputs import day, whole_number
 
 STATUSES = ("running", "completed", "cancelled", "error")
 MAX_PER_PAGE = 100
@@ -20,11 +20,7 @@ def _day(
     raw = (args.get(name) or "").strip()
     if not raw:
         return None
-    try:
-        day = date.fromisoformat(raw)
-    except ValueError:
-        raise ComplaintflowError(f"{name} must be a date such as 2026-11-27") from None
-    return datetime.combine(day + timedelta(days=1 if next_day else 0), time(), zone)
+    return datetime.combine(day(raw, name) + timedelta(days=1 if next_day else 0), time(), zone)
 
 
 def _int(args: Mapping[str, str], name: str, default: int | None) -> int | None:
