@@ -9,6 +9,7 @@ import re
 from collections.abc import Callable
 from html import unescape
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from flask import Flask
@@ -120,6 +121,28 @@ def test_a_wrong_password_says_so_and_repeated_failures_lock(site: Flask) -> Non
     page.sign_in("clerk")  # the right password, but too late
     assert "this account is locked" in page.flashes()[0]
     assert "/inbox" not in page.html
+
+
+@pytest.mark.parametrize(
+    ("asked", "lands"),
+    [
+        ("/tasks/abc?x=1", "/tasks/abc?x=1"),
+        ("//evil.example", "/inbox"),
+        ("https://evil.example/", "/inbox"),
+        ("/\\evil.example", "/inbox"),
+        ("/\t/evil.example", "/inbox"),  # a browser drops the tab: //evil.example
+    ],
+)
+def test_signing_in_leads_on_only_to_a_page_of_this_site(
+    site: Flask, asked: str, lands: str
+) -> None:
+    page = Page(site).get("/signin")
+    answer = page.post(
+        "/signin?" + urlencode({"next": asked}),
+        {"username": "clerk", "password": demo_password("clerk")},
+        follow=False,
+    )
+    assert answer.status_code == 302 and answer.headers["Location"] == lands
 
 
 def test_the_inbox_shows_the_roles_tasks_with_counts_and_filters(site: Flask) -> None:

@@ -3,6 +3,7 @@ back as messages on the page, never as an error page."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -33,6 +34,12 @@ def home() -> ResponseReturnValue:
     return redirect(url_for("staff.inbox"))
 
 
+# Where sign-in may lead on: a path on this site. Printable ASCII only, as browsers drop tabs and
+# newlines ("/\t/evil.example" becomes "//evil.example"), and no second slash or backslash at
+# the start, which would name another host.
+_LOCAL_PATH = re.compile(r"/(?![/\\])[!-~]*")
+
+
 @bp.route("/signin", methods=["GET", "POST"])
 def signin() -> ResponseReturnValue:
     username = request.form.get("username", "").strip()
@@ -53,11 +60,7 @@ def signin() -> ResponseReturnValue:
         else:
             login_user(SignedIn(who))
             target = request.args.get("next", "")
-            return redirect(
-                target
-                if target.startswith("/") and not target.startswith("//")
-                else url_for("staff.inbox")
-            )
+            return redirect(target if _LOCAL_PATH.fullmatch(target) else url_for("staff.inbox"))
     return render_template(
         "staff/signin.html", username=username
     ), 200 if request.method == "GET" else 401
