@@ -22,16 +22,17 @@ from ..forms import storable
 from ..models import MAX_INTEGER
 
 
-def whole_number(raw: str, name: str, low: int = 1) -> int:
-    """`raw` as a whole number the database holds, or a readable error naming the field."""
+def whole_number(raw: str, name: str) -> int:
+    """`raw` as an id, version or page number the database holds, or a readable error naming
+    the field."""
     raw = raw.strip()
     # ASCII digits only: str.isdigit() also takes "²", which int() refuses; and no more of them
     # than the largest number has, as int() refuses thousands.
     if raw.isascii() and raw.isdigit() and len(raw) <= len(str(MAX_INTEGER)):
         number = int(raw)
-        if low <= number <= MAX_INTEGER:
+        if 1 <= number <= MAX_INTEGER:
             return number
-    raise ComplaintflowError(f"{name} must be a whole number from {low} to {MAX_INTEGER}")
+    raise ComplaintflowError(f"{name} must be a whole number from 1 to {MAX_INTEGER}")
 
 
 # Days a query may name: midnight of either, in any zone, and the day after the last, are still
