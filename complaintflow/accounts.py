@@ -2,13 +2,15 @@
 
 Passwords are stored as argon2 hashes. Tokens are signed (itsdangerous) with the user's id and
 expire; each request still loads the user, so a deactivated user or a changed role takes effect
-at once.
+at once. Tokens and web sessions carry a digest of the password's hash (`Person.credentials`):
+a new password ends every one made with the old.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
@@ -56,6 +58,9 @@ class Person:
     username: str
     display_name: str
     roles: frozenset[str]
+    # Of the password the person signed in with: tokens and sessions carry it, and a new
+    # password ends every one made with the old.
+    credentials: str = field(repr=False)
 
     @property
     def is_admin(self) -> bool:
@@ -109,11 +114,23 @@ class Contact:
 
 
 def _person(user: User) -> Person:
-    return Person(user.id, user.username, user.display_name or user.username, user.role_keys)
+    return Person(
+        user.id,
+        user.username,
+        user.display_name or user.username,
+        user.role_keys,
+        _credentials(user.password_hash),
+    )
+
+
+def _credentials(password_hash: str) -> str:
+    """A digest of the password's (salted) hash: enough to tell passwords apart, and nothing
+    to learn the password from, should a token be read."""
+    return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
 
 
 _PERSON = (
-    select(User.id, User.username, User.display_name, UserRole.role_key)
+    select(User.id, User.username, User.display_name, User.password_hash, UserRole.role_key)
     .outerjoin(UserRole, UserRole.user_id == User.id)
     .where(User.id == bindparam("uid"), User.active.is_(True))
 )
@@ -259,12 +276,14 @@ class Accounts:
             user.failed_logins, user.locked_until = 0, None
             audit.record(session, actor, "user.password_set", username, {}, utcnow())
 
-    def change_password(self, username: str, current: str, new: str) -> None:
+    def change_password(self, username: str, current: str, new: str) -> Person:
         """A person's own change. The current password is checked as a sign-in is, failures
-        counting towards the lockout, so this is no way around it."""
+        counting towards the lockout, so this is no way around it. Returns the person as the
+        new password signs them in."""
         _check_password(new)
         self.authenticate(username, current)
         self.set_password(username, new, username)
+        return self.authenticate(username, new)
 
     def listing(self) -> list[tuple[Person, bool]]:
         """Every user, by name, with their roles and whether they may sign in."""
@@ -311,7 +330,7 @@ class Accounts:
                     user.failed_logins, user.locked_until = 0, now + LOCKOUT
 
     def issue_token(self, person: Person) -> str:
-        return self._tokens.dumps({"uid": person.id})
+        return self._tokens.dumps({"uid": person.id, "cred": person.credentials})
 
     def person_for_token(self, token: str) -> Person:
         try:
@@ -323,6 +342,8 @@ class Accounts:
         person = self.person_by_id(payload.get("uid"))
         if person is None:
             raise Unauthorized("the token's user no longer exists or is inactive")
+        if payload.get("cred") != person.credentials:
+            raise Unauthorized("the password changed since this token was made; ask for a new one")
         return person
 
     def person_by_id(self, user_id: object) -> Person | None:
@@ -335,4 +356,10 @@ class Accounts:
             return None
         user = rows[0]
         roles = frozenset(row.role_key for row in rows if row.role_key is not None)
-        return Person(user.id, user.username, user.display_name or user.username, roles)
+        return Person(
+            user.id,
+            user.username,
+            user.display_name or user.username,
+            roles,
+            _credentials(user.password_hash),
+        )

@@ -164,7 +164,10 @@ def test_a_user_changes_roles_leaves_and_comes_back(cli, staff: Services) -> Non
     assert "already deactivated" in refused(cli("users", "deactivate", "ah_wing", "--reason", "x"))
 
     ok(cli("users", "activate", "ah_wing", "--reason", "came back"))
+    token = staff.accounts.issue_token(staff.accounts.authenticate("ah_wing", "s3cret-pass"))
     ok(cli("users", "password", "ah_wing", "--password", "new-s3cret-pass"))
+    with pytest.raises(Unauthorized, match="the password changed"):
+        staff.accounts.person_for_token(token)  # say, one that was stolen
     assert staff.accounts.authenticate("ah_wing", "new-s3cret-pass").roles == {"technician"}
     assert "at least 8" in refused(cli("users", "password", "ah_wing", "--password", "short"))
     with staff.store.read() as session:

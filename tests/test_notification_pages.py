@@ -215,6 +215,8 @@ def test_how_to_reach_you_is_saved_and_wrong_entries_are_shown_beside_their_fiel
 
 def test_staff_change_their_own_password_on_the_account_page(app: Flask, svc: Services) -> None:
     old = demo_password("technician")
+    elsewhere = Page(app).sign_in("technician")  # another browser, signed in before the change
+    token = svc.accounts.issue_token(svc.accounts.authenticate("technician", old))
     page = Page(app).sign_in("technician").get("/account")
     assert 'autocomplete="current-password"' in page.html
     attempts = {
@@ -237,6 +239,11 @@ def test_staff_change_their_own_password_on_the_account_page(app: Flask, svc: Se
         {"current_password": old, "new_password": "a-new-pass", "repeat_password": "a-new-pass"},
     )
     assert page.path == "/account" and page.flashes() == ["Your password is changed."]
+    assert page.client.get("/inbox").status_code == 200  # this browser goes on
+    # Every other session and token made with the old password has ended.
+    assert elsewhere.client.get("/inbox").headers["Location"].startswith("/signin")
+    with pytest.raises(Unauthorized, match="the password changed since this token was made"):
+        svc.accounts.person_for_token(token)
     assert svc.accounts.authenticate("technician", "a-new-pass").username == "technician"
     with pytest.raises(Unauthorized):
         svc.accounts.authenticate("technician", old)

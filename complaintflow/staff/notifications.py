@@ -11,14 +11,14 @@ from typing import Any
 from flask import flash, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
-from flask_login import current_user, login_required
+from flask_login import current_user, login_required, login_user
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..accounts import MIN_PASSWORD, AccountLocked, Contact
 from ..app import services
 from ..engine import queries
 from ..errors import N_, InvalidData, Unauthorized
-from ..web import i18n, person
+from ..web import SignedIn, i18n, person
 from ..web.submit import translated_problems
 from . import bp
 
@@ -153,7 +153,7 @@ def change_password() -> ResponseReturnValue:
         problems["repeat_password"] = [_("This is not the same as the new password.")]
     else:
         try:
-            accounts.change_password(
+            changed = accounts.change_password(
                 person().username, request.form.get("current_password", ""), new
             )
         except AccountLocked as locked:
@@ -167,6 +167,7 @@ def change_password() -> ResponseReturnValue:
         except Unauthorized:
             problems["current_password"] = [_("This is not your current password.")]
         else:
+            login_user(SignedIn(changed))  # this session goes on; those of the old one end
             flash(_("Your password is changed."), "success")
             return redirect(url_for("staff.account"))
     flash(_("Some fields need your attention."), "error")

@@ -30,7 +30,7 @@ class SignedIn(UserMixin):
         self.person = person
 
     def get_id(self) -> str:
-        return str(self.person.id)
+        return f"{self.person.id}.{self.person.credentials}"
 
 
 def person() -> Person:
@@ -58,9 +58,11 @@ def init_web(app: Flask, services: Services) -> None:
     login.session_protection = "strong"
 
     @login.user_loader
-    def load(user_id: str) -> SignedIn | None:
+    def load(session_id: str) -> SignedIn | None:
+        """The session's person, unless their password changed since it began."""
+        user_id, _dot, credentials = session_id.partition(".")
         found = services.accounts.person_by_id(int(user_id)) if user_id.isdigit() else None
-        return SignedIn(found) if found else None
+        return SignedIn(found) if found and found.credentials == credentials else None
 
     @app.get("/lang/<code>")
     def choose_language(code: str) -> ResponseReturnValue:
