@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from . import audit
 from .db import Store
-from .errors import N_, ComplaintflowError, InvalidData, NotFound, Problem, Unauthorized
+from .errors import N_, Conflict, InvalidData, NotFound, Problem, Unauthorized
 from .models import Role, User, UserRole, utcnow
 from .naming import LANGUAGES
 
@@ -113,6 +113,22 @@ class Contact:
         return Contact(email, phone, self.locale)
 
 
+@dataclass(frozen=True)
+class Account:
+    """A user as administrators see them: whether they may sign in, and how they are reached."""
+
+    person: Person
+    active: bool
+    locked_until: datetime | None
+    contact: Contact
+
+
+def _account(user: User) -> Account:
+    return Account(
+        _person(user), user.active, user.locked_until, Contact(user.email, user.phone, user.locale)
+    )
+
+
 def _person(user: User) -> Person:
     return Person(
         user.id,
@@ -136,17 +152,24 @@ _PERSON = (
 )
 
 
+def _refuse(field: str, template: str, /, **values: object) -> InvalidData:
+    """A refusal of one field, as the pages show it beside the field and the CLI says it."""
+    return InvalidData({field: [(template, values)]})
+
+
 def _check_password(password: str) -> None:
     if len(password) < MIN_PASSWORD:
-        raise ComplaintflowError(f"a password has at least {MIN_PASSWORD} characters")
+        raise _refuse("password", N_("At least %(limit)s characters."), limit=MIN_PASSWORD)
 
 
 def _check_roles(session: Session, roles: list[str]) -> None:
     known = set(session.scalars(select(Role.key).where(Role.key.in_(roles))))
     unknown = sorted(set(roles) - known)
     if unknown:
-        raise ComplaintflowError(
-            f"unknown role {', '.join(unknown)}; `complaintflow roles` lists the roles"
+        raise _refuse(
+            "roles",
+            N_("There is no role %(roles)s; `complaintflow roles` lists them."),
+            roles=", ".join(unknown),
         )
 
 
@@ -174,16 +197,16 @@ class Accounts:
         contact = (contact or Contact()).checked()
         username = username.strip()
         if not username or len(username) > 100 or any(c.isspace() for c in username):
-            raise ComplaintflowError("a username is 1–100 characters without spaces")
+            raise _refuse("username", N_("1 to 100 characters, without spaces."))
         _check_password(password)
         if not roles:
-            raise ComplaintflowError(
-                "give the user at least one role (--role); see `complaintflow roles`"
-            )
+            raise _refuse("roles", N_("Give at least one role."))
         with self.store.write() as session:
             _check_roles(session, roles)
             if session.scalars(select(User).where(User.username == username)).first():
-                raise ComplaintflowError(f"a user called {username} already exists")
+                raise _refuse(
+                    "username", N_("There is a user called %(name)s already."), name=username
+                )
             user = User(
                 username=username,
                 password_hash=_hasher.hash(password),
@@ -235,8 +258,10 @@ class Accounts:
             granted = sorted(set(grant) - user.role_keys)
             revoked = sorted(user.role_keys & set(revoke) - set(grant))
             if not (user.role_keys - set(revoked)) | set(granted):
-                raise ComplaintflowError(
-                    f"{username} would be left with no role; deactivate someone who leaves"
+                raise _refuse(
+                    "roles",
+                    N_("%(name)s would be left with no role; deactivate someone who leaves."),
+                    name=username,
                 )
             user.roles = [r for r in user.roles if r.role_key not in revoked]
             user.roles += [UserRole(role_key=key) for key in granted]
@@ -255,13 +280,11 @@ class Accounts:
         """Let someone sign in again, or stop them: their next request (page or API token)
         is refused."""
         if not reason.strip():
-            raise ComplaintflowError("give a reason; it goes into the audit log")
+            raise _refuse("reason", N_("Give a reason: it goes into the audit log."))
         with self.store.write() as session:
             user = self._user(session, username)
             if user.active == active:
-                raise ComplaintflowError(
-                    f"{username} is already {'active' if active else 'deactivated'}"
-                )
+                raise Conflict(f"{username} is already {'active' if active else 'deactivated'}")
             user.active = active
             action = "user.reactivated" if active else "user.deactivated"
             audit.record(session, actor, action, username, {"reason": reason.strip()}, utcnow())
@@ -288,11 +311,30 @@ class Accounts:
             raise Unauthorized("the account was deactivated meanwhile")
         return changed
 
-    def listing(self) -> list[tuple[Person, bool]]:
+    def listing(self) -> list[Account]:
         """Every user, by name, with their roles and whether they may sign in."""
         with self.store.read() as session:
-            users = session.scalars(select(User).order_by(User.username))
-            return [(_person(user), user.active) for user in users]
+            return [
+                _account(user) for user in session.scalars(select(User).order_by(User.username))
+            ]
+
+    def account(self, user_id: int) -> Account:
+        with self.store.read() as session:
+            user = session.get(User, user_id)
+            if user is None:
+                raise NotFound(f"there is no user {user_id}")
+            return _account(user)
+
+    def roles(self) -> list[Role]:
+        """The roles a user may be given: the product's own first, then each procedure's."""
+        with self.store.read() as session:
+            return list(
+                session.scalars(
+                    select(Role).order_by(
+                        Role.procedure_key.is_not(None), Role.procedure_key, Role.key
+                    )
+                )
+            )
 
     @staticmethod
     def _user(session: Session, username: str) -> User:

@@ -1,6 +1,6 @@
 """Pages for administrators: the sheet of QR codes that opens the intake form at a place, the
 integrations with other systems (intake sources, webhook subscriptions and their delivery logs),
-and the outbox of messages going out."""
+the outbox of messages going out, and the users with their roles."""
 
 from __future__ import annotations
 
@@ -19,4 +19,4 @@ def _admins_only() -> None:
         abort(403)
 
 
-from . import outbox, views, webhooks  # noqa: E402,F401  (routes register on bp)
+from . import outbox, users, views, webhooks  # noqa: E402,F401  (routes register on bp)

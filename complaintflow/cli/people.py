@@ -7,15 +7,11 @@ from typing import TypeVar
 
 import click
 from flask.cli import with_appcontext
-from sqlalchemy import select
 
 from ..accounts import Contact
 from ..app import services
 from ..bootstrap import OPERATOR
-from ..engine import queries
-from ..models import Role
 from ..naming import LANGUAGES
-from ..services import Services
 from . import main
 
 
@@ -23,11 +19,10 @@ from . import main
 @with_appcontext
 def roles() -> None:
     """List the roles: the key first, then its description."""
-    with services().store.read() as session:
-        for role in session.scalars(select(Role).order_by(Role.procedure_key.is_(None), Role.key)):
-            where = f" [{role.procedure_key}]" if role.procedure_key else ""
-            detail = f" — {role.description}" if role.description else ""
-            click.echo(f"{role.key}\t{role.name}{detail}{where}")
+    for role in services().accounts.roles():
+        where = f" [{role.procedure_key}]" if role.procedure_key else ""
+        detail = f" — {role.description}" if role.description else ""
+        click.echo(f"{role.key}\t{role.name}{detail}{where}")
 
 
 Command = TypeVar("Command", bound=Callable[..., None])
@@ -93,7 +88,7 @@ def users_contact(username: str, email: str | None, phone: str | None, locale: s
         now.phone if phone is None else phone,
         locale or now.locale,
     )
-    accounts.set_contact(username, contact, "cli")
+    accounts.set_contact(username, contact, OPERATOR)
     click.echo(
         f"{username}: email {contact.email or '-'}, phone {contact.phone or '-'},"
         f" language {contact.locale}"
@@ -104,9 +99,10 @@ def users_contact(username: str, email: str | None, phone: str | None, locale: s
 @with_appcontext
 def users_list() -> None:
     """One user per line: the name, the roles, and whether they may sign in."""
-    for person, active in services().accounts.listing():
-        state = "" if active else "\tdeactivated"
-        click.echo(f"{person.username}\t{', '.join(sorted(person.roles))}{state}")
+    for account in services().accounts.listing():
+        state = "" if account.active else "\tdeactivated"
+        roles = ", ".join(sorted(account.person.roles))
+        click.echo(f"{account.person.username}\t{roles}{state}")
 
 
 @users.command("roles")
@@ -118,20 +114,10 @@ def users_roles(username: str, grant: tuple[str, ...], revoke: tuple[str, ...]) 
     """Give a user roles and take others away (audited); it counts from their next request."""
     svc = services()
     person = svc.accounts.change_roles(username, list(grant), list(revoke), OPERATOR)
-    given_back = _give_back(svc, username, person.may_work)
+    given_back = svc.engine.give_back(username, person.may_work, OPERATOR)
     click.echo(f"{person.username}: roles {', '.join(sorted(person.roles))}")
     if given_back:
         click.echo(f"{given_back} task(s) of roles they no longer hold are waiting again")
-
-
-def _give_back(svc: Services, username: str, may_work: Callable[[str], bool]) -> int:
-    """Release the tasks `username` had taken whose role they may no longer work in, so that
-    colleagues holding it can take them."""
-    with svc.store.read() as session:
-        claimed = [t for t, role in queries.claimed_by(session, username) if not may_work(role)]
-    for task_id in claimed:
-        svc.engine.claim(task_id, OPERATOR, release=True, for_anyone=True)
-    return len(claimed)
 
 
 @users.command("deactivate")
@@ -143,7 +129,7 @@ def users_deactivate(username: str, reason: str) -> None:
     taken go back to their roles' inboxes."""
     svc = services()
     svc.accounts.set_active(username, False, OPERATOR, reason)
-    given_back = _give_back(svc, username, lambda role: False)
+    given_back = svc.engine.give_back(username, lambda role: False, OPERATOR)
     click.echo(f"deactivated {username}; {given_back} task(s) they had taken are waiting again")
 
 

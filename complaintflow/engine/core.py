@@ -302,6 +302,21 @@ class Engine(AdminActs, DeadlineActs, MigrationActs, VersionActs):
         `for_anyone` (admins), give back a task someone else took; `may_work` as in `complete`."""
         return _retry_when_stale(lambda: self._claim(task_id, actor, release, for_anyone, may_work))
 
+    def give_back(self, username: str, may_work: Callable[[str], bool], actor: str) -> int:
+        """Release the tasks `username` had taken whose role they may no longer work in (a
+        role taken away, or the account deactivated), so that colleagues holding it can take
+        them; returns how many went back."""
+        with self.store.read() as session:
+            claimed = [t for t, role in queries.claimed_by(session, username) if not may_work(role)]
+        released = 0
+        for task_id in claimed:
+            try:
+                self.claim(task_id, actor, release=True, for_anyone=True)
+            except Conflict:  # completed meanwhile: nothing to give back
+                continue
+            released += 1
+        return released
+
     def _claim(
         self,
         task_id: str,
