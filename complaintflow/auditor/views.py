@@ -69,7 +69,7 @@ def search() -> ResponseReturnValue:
         diagrams=services().engine.current_diagrams(),
         procedure_name=i18n.procedure_name,
         args=request.args,
-    )
+    ), (400 if error else 200)
 
 
 @bp.get("/complaints/<int:instance_id>")

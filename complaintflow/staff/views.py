@@ -332,9 +332,9 @@ def complaints() -> ResponseReturnValue:
     """Complaints of the procedures one works in, newest first, to find one by number or name."""
     diagrams = _diagrams_where(person().may_view)
     try:
-        terms = parse_search(request.args, g.zone)
-    except ComplaintflowError:
-        terms = parse_search({}, g.zone)
+        terms, error = parse_search(request.args, g.zone), None
+    except ComplaintflowError as exc:  # a hand-made address: say so, and list without it
+        terms, error = parse_search({}, g.zone), exc.message
     terms = replace(terms, procedures=tuple(diagrams))
     with services().store.read() as session:
         found, total = queries.search(session, terms)
@@ -345,6 +345,7 @@ def complaints() -> ResponseReturnValue:
         total=total,
         count_cap=queries.COUNT_CAP,
         terms=terms,
+        error=error,
         diagrams=diagrams,
         procedure_name=i18n.procedure_name,
-    )
+    ), (400 if error else 200)
