@@ -74,7 +74,7 @@ def intake(procedure: str) -> ResponseReturnValue:
         engine.current_version(session, procedure)  # 404 for a procedure that is not there
     try:
         data: Any = parse_json(body)
-    except (UnicodeDecodeError, ValueError) as exc:
+    except ValueError as exc:  # UnicodeDecodeError among them
         raise ComplaintflowError(f"the body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise ComplaintflowError("the body must be a JSON object of the intake form's fields")
