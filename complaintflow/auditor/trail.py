@@ -21,7 +21,6 @@ def _instance(instance_id: int) -> Any:
             instance = queries.get_instance(session, instance_id)
         except NotFound:
             abort(404)
-        instance.record  # noqa: B018  (loaded while the session is open)
         return instance
 
 

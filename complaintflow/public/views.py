@@ -121,7 +121,6 @@ def _own_instance(instance_id: int, token: str) -> Any:
             instance = queries.get_instance(session, instance_id)
         except NotFound:
             abort(404)
-        instance.record  # noqa: B018  (loaded while the session is open)
         files = queries.attachments_of(session, instance_id, complainant_only=True)
     return instance, files
 

@@ -126,8 +126,7 @@ def _task_or_404(task_id: str) -> Any:
             task = queries.get_task(session, task_id)
         except NotFound:
             abort(404)
-        task.instance  # noqa: B018  (loaded while the session is open)
-        task.instance.record  # noqa: B018
+        task.instance  # noqa: B018  (loaded while the session is open, its record with it)
     if not person().may_work(task.role):
         abort(403)
     return task
