@@ -135,6 +135,10 @@ def test_roles_change_and_a_lost_role_gives_its_taken_tasks_back(app: Flask, svc
         "revoked": ["technician"],
     }
 
+    page.post(f"/admin/users/{user_id(svc, 'chan_tai_man')}/roles", {"roles": ["clerk"]})
+    assert page.flashes() == ["chan_tai_man has these roles already: nothing changed."]
+    assert len(audit(svc, "user.roles_changed")) == 1
+
     page.post(f"/admin/users/{user_id(svc, 'chan_tai_man')}/roles", {})
     assert page.status == 422
     assert page.errors() == {

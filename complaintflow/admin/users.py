@@ -164,6 +164,9 @@ def change_roles(user_id: int) -> ResponseReturnValue:
     if who.id == person().id and ADMIN_ROLE in who.roles and ADMIN_ROLE not in chosen:
         problems = {"roles": [_("You cannot take your own administrator role away.")]}
         return _user_page(account, problems, 422)
+    if chosen == who.roles:
+        flash(_("%(name)s has these roles already: nothing changed.", name=who.username), "info")
+        return redirect(url_for("admin.user", user_id=user_id))
     svc = services()
     try:
         changed = svc.accounts.change_roles(
