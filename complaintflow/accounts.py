@@ -98,7 +98,7 @@ class Contact:
     phone: str | None = None
     locale: str = "en"
 
-    def checked(self) -> Contact:
+    def _cleaned(self) -> tuple[Contact, dict[str, list[Problem]]]:
         problems: dict[str, list[Problem]] = {}
         email = (self.email or "").strip() or None
         phone = (self.phone or "").strip() or None
@@ -108,9 +108,12 @@ class Contact:
             problems["phone"] = [(N_("Give a phone number: digits, spaces, + ( ) -."), {})]
         if self.locale not in LANGUAGES:
             problems["locale"] = [(N_("Choose among: %(types)s."), {"types": ", ".join(LANGUAGES)})]
-        if problems:
-            raise InvalidData(problems)
-        return Contact(email, phone, self.locale)
+        return Contact(email, phone, self.locale), problems
+
+    def checked(self) -> Contact:
+        contact, problems = self._cleaned()
+        _refuse_if_any(problems)
+        return contact
 
 
 @dataclass(frozen=True)
@@ -152,25 +155,32 @@ _PERSON = (
 )
 
 
-def _refuse(field: str, template: str, /, **values: object) -> InvalidData:
-    """A refusal of one field, as the pages show it beside the field and the CLI says it."""
-    return InvalidData({field: [(template, values)]})
+def _problem(field: str, template: str, /, **values: object) -> dict[str, list[Problem]]:
+    """What is wrong with one field, as the pages show it beside the field and the CLI says it."""
+    return {field: [(template, values)]}
 
 
-def _check_password(password: str) -> None:
+def _refuse_if_any(problems: dict[str, list[Problem]]) -> None:
+    if problems:
+        raise InvalidData(problems)
+
+
+def _password_problems(password: str) -> dict[str, list[Problem]]:
     if len(password) < MIN_PASSWORD:
-        raise _refuse("password", N_("At least %(limit)s characters."), limit=MIN_PASSWORD)
+        return _problem("password", N_("At least %(limit)s characters."), limit=MIN_PASSWORD)
+    return {}
 
 
-def _check_roles(session: Session, roles: list[str]) -> None:
+def _role_problems(session: Session, roles: list[str]) -> dict[str, list[Problem]]:
     known = set(session.scalars(select(Role.key).where(Role.key.in_(roles))))
     unknown = sorted(set(roles) - known)
     if unknown:
-        raise _refuse(
+        return _problem(
             "roles",
             N_("There is no role %(roles)s; `complaintflow roles` lists them."),
             roles=", ".join(unknown),
         )
+    return {}
 
 
 class Accounts:
@@ -194,19 +204,25 @@ class Accounts:
         actor: str = "cli",
         contact: Contact | None = None,
     ) -> Person:
-        contact = (contact or Contact()).checked()
+        # Every field is checked, so that a form shows all that is wrong at once.
+        contact, problems = (contact or Contact())._cleaned()
         username = username.strip()
         if not username or len(username) > 100 or any(c.isspace() for c in username):
-            raise _refuse("username", N_("1 to 100 characters, without spaces."))
-        _check_password(password)
+            problems |= _problem("username", N_("1 to 100 characters, without spaces."))
+        problems |= _password_problems(password)
         if not roles:
-            raise _refuse("roles", N_("Give at least one role."))
+            problems |= _problem("roles", N_("Give at least one role."))
         with self.store.write() as session:
-            _check_roles(session, roles)
-            if session.scalars(select(User).where(User.username == username)).first():
-                raise _refuse(
+            if roles:
+                problems |= _role_problems(session, roles)
+            if (
+                "username" not in problems
+                and session.scalars(select(User.id).where(User.username == username)).first()
+            ):
+                problems |= _problem(
                     "username", N_("There is a user called %(name)s already."), name=username
                 )
+            _refuse_if_any(problems)
             user = User(
                 username=username,
                 password_hash=_hasher.hash(password),
@@ -254,14 +270,16 @@ class Accounts:
         keeps at least one role: one who leaves is deactivated (`set_active`)."""
         with self.store.write() as session:
             user = self._user(session, username)
-            _check_roles(session, grant)
+            _refuse_if_any(_role_problems(session, grant))
             granted = sorted(set(grant) - user.role_keys)
             revoked = sorted(user.role_keys & set(revoke) - set(grant))
             if not (user.role_keys - set(revoked)) | set(granted):
-                raise _refuse(
-                    "roles",
-                    N_("%(name)s would be left with no role; deactivate someone who leaves."),
-                    name=username,
+                raise InvalidData(
+                    _problem(
+                        "roles",
+                        N_("%(name)s would be left with no role; deactivate someone who leaves."),
+                        name=username,
+                    )
                 )
             user.roles = [r for r in user.roles if r.role_key not in revoked]
             user.roles += [UserRole(role_key=key) for key in granted]
@@ -280,7 +298,7 @@ class Accounts:
         """Let someone sign in again, or stop them: their next request (page or API token)
         is refused."""
         if not reason.strip():
-            raise _refuse("reason", N_("Give a reason: it goes into the audit log."))
+            raise InvalidData(_problem("reason", N_("Give a reason: it goes into the audit log.")))
         with self.store.write() as session:
             user = self._user(session, username)
             if user.active == active:
@@ -292,7 +310,7 @@ class Accounts:
     def set_password(self, username: str, password: str, actor: str) -> None:
         """A new password, by an administrator or (`change_password`) its owner; it also
         lifts a lockout."""
-        _check_password(password)
+        _refuse_if_any(_password_problems(password))
         with self.store.write() as session:
             user = self._user(session, username)
             user.password_hash = _hasher.hash(password)
@@ -303,7 +321,7 @@ class Accounts:
         """A person's own change. The current password is checked as a sign-in is, failures
         counting towards the lockout, so this is no way around it. Returns the person as the
         new password signs them in."""
-        _check_password(new)
+        _refuse_if_any(_password_problems(new))
         person = self.authenticate(username, current)
         self.set_password(username, new, username)
         changed = self.person_by_id(person.id)  # without a second argon2 check

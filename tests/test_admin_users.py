@@ -99,6 +99,20 @@ def test_a_new_user_is_refused_field_by_field_and_nothing_is_created(
     assert "long-enough" not in page.html  # a password typed in is not sent back
 
 
+def test_every_refused_field_is_shown_at_once(app: Flask) -> None:
+    page = add(
+        app,
+        username="chan tai man",
+        password="short",
+        repeat_password="short",
+        roles=[],
+        email="not an address",
+        locale="fr",
+    )
+    assert page.status == 422
+    assert set(page.errors()) == {"username", "password", "roles", "email", "locale"}
+
+
 def test_an_admin_adds_someone_who_can_then_sign_in_in_their_roles(
     app: Flask, svc: Services
 ) -> None:
@@ -189,6 +203,9 @@ def test_deactivating_needs_a_reason_ends_access_and_gives_taken_tasks_back(
 
     page.post(f"/admin/users/{chan}/activate", {"reason": "came back"})
     assert page.flashes() == ["chan_tai_man may sign in again."]
+    page.post(f"/admin/users/{chan}/activate", {"reason": "sent twice"})
+    assert page.flashes() == ["Nothing changed: chan_tai_man was so already."]
+    assert len(audit(svc, "user.reactivated")) == 1
     assert Page(app).sign_in("chan_tai_man", "long-enough-1").get("/inbox").status == 200
 
 

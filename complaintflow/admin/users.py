@@ -219,7 +219,8 @@ def set_active(user_id: int, act: str) -> ResponseReturnValue:
         svc.accounts.set_active(name, active, person().username, reason)
     except InvalidData as invalid:
         return _user_page(account, translated_problems(invalid), 422)
-    except Conflict:  # another admin was quicker: the page shows how it is now
+    except Conflict:  # another admin was quicker, or the form was sent twice
+        flash(_("Nothing changed: %(name)s was so already.", name=name), "info")
         return redirect(url_for("admin.user", user_id=user_id))
     if active:
         flash(_("%(name)s may sign in again.", name=name), "success")
