@@ -45,21 +45,18 @@ def _role_groups() -> list[tuple[str, list[tuple[str, str]]]]:
     return list(groups.items())
 
 
-def _role_names() -> dict[str, str]:
-    return {key: name for _heading, roles in _role_groups() for key, name in roles}
-
-
 def _page(
     template: str, problems: dict[str, list[str]], status: int, **context: Any
 ) -> ResponseReturnValue:
     if problems:
         flash(_("Some fields need your attention."), "error")
+    groups = _role_groups()
     response = make_response(
         render_template(
             template,
             problems=problems,
-            role_groups=_role_groups(),
-            role_names=_role_names(),
+            role_groups=groups,
+            role_names={key: name for _heading, roles in groups for key, name in roles},
             min_password=MIN_PASSWORD,
             max_reason=MAX_REASON,
             **context,
@@ -80,7 +77,7 @@ def _listing(
         problems or {},
         status,
         accounts=services().accounts.listing(),
-        values=values or {"locale": "zh_Hant", "roles": []},
+        values=values or {"locale": i18n.locale(), "roles": []},  # the admin's own, at first
     )
 
 
