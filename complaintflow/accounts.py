@@ -98,7 +98,8 @@ class Contact:
     phone: str | None = None
     locale: str = "en"
 
-    def _cleaned(self) -> tuple[Contact, dict[str, list[Problem]]]:
+    def cleaned(self) -> tuple[Contact, dict[str, list[Problem]]]:
+        """The contact trimmed, and what is wrong with its fields (`checked` refuses those)."""
         problems: dict[str, list[Problem]] = {}
         email = (self.email or "").strip() or None
         phone = (self.phone or "").strip() or None
@@ -111,7 +112,7 @@ class Contact:
         return Contact(email, phone, self.locale), problems
 
     def checked(self) -> Contact:
-        contact, problems = self._cleaned()
+        contact, problems = self.cleaned()
         _refuse_if_any(problems)
         return contact
 
@@ -205,7 +206,7 @@ class Accounts:
         contact: Contact | None = None,
     ) -> Person:
         # Every field is checked, so that a form shows all that is wrong at once.
-        contact, problems = (contact or Contact())._cleaned()
+        contact, problems = (contact or Contact()).cleaned()
         username = username.strip()
         if not username or len(username) > 100 or any(c.isspace() for c in username):
             problems |= _problem("username", N_("1 to 100 characters, without spaces."))

@@ -19,7 +19,7 @@ from ..models import ProcedureVersion
 from ..web import i18n, person
 from ..web.diagram_svg import Mark, legend, render
 from ..web.inputs import day
-from ..web.searching import parse_search
+from ..web.searching import search_of_page
 from ..web.timeline import staff_lines
 from . import bp
 from .trail import export, trail_of
@@ -36,11 +36,7 @@ def _auditors_only() -> None:
 
 @bp.get("/complaints")
 def search() -> ResponseReturnValue:
-    try:
-        terms = parse_search(request.args, g.zone)
-        error = None
-    except ComplaintflowError as exc:
-        terms, error = parse_search({}, g.zone), exc.message
+    terms, error = search_of_page(request.args, g.zone)
     with services().store.read() as session:
         found, total = queries.search(session, terms)
         rows = [

@@ -17,13 +17,13 @@ from flask_login import login_required, login_user, logout_user
 from ..accounts import AccountLocked
 from ..app import services
 from ..engine import queries
-from ..errors import ComplaintflowError, Conflict, InvalidData, NotFound, Unauthorized
+from ..errors import Conflict, InvalidData, NotFound, Unauthorized
 from ..models import Attachment
 from ..web import SignedIn, i18n, person
 from ..web.files import send_attachment
 from ..web.formfields import fields_for, read
 from ..web.links import status_url
-from ..web.searching import parse_search
+from ..web.searching import search_of_page
 from ..web.submit import translated_problems, uploaded_files
 from ..web.timeline import staff_lines
 from . import bp
@@ -330,10 +330,7 @@ def attachment(attachment_id: str) -> ResponseReturnValue:
 def complaints() -> ResponseReturnValue:
     """Complaints of the procedures one works in, newest first, to find one by number or name."""
     diagrams = _diagrams_where(person().may_view)
-    try:
-        terms, error = parse_search(request.args, g.zone), None
-    except ComplaintflowError as exc:  # a hand-made address: say so, and list without it
-        terms, error = parse_search({}, g.zone), exc.message
+    terms, error = search_of_page(request.args, g.zone)
     terms = replace(terms, procedures=tuple(diagrams))
     with services().store.read() as session:
         found, total = queries.search(session, terms)

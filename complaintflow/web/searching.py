@@ -1,4 +1,5 @@
-"""Reading search terms from a query string (the auditor page and `GET /api/v1/instances`)."""
+"""Reading search terms from a query string (the staff's and the auditor's complaint lists, and
+`GET /api/v1/instances`)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,15 @@ def _day(
 def _int(args: Mapping[str, str], name: str, default: int | None) -> int | None:
     raw = (args.get(name) or "").strip()
     return whole_number(raw, name) if raw else default
+
+
+def search_of_page(args: Mapping[str, str], zone: ZoneInfo) -> tuple[Search, str | None]:
+    """For a page: the terms, or, when one cannot be read (a hand-made address), no terms and
+    why, so that the page lists without them and says so (`_search_error.html`)."""
+    try:
+        return parse_search(args, zone), None
+    except ComplaintflowError as exc:
+        return parse_search({}, zone), exc.message
 
 
 def parse_search(args: Mapping[str, str], zone: ZoneInfo) -> Search:
