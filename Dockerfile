@@ -47,7 +47,7 @@ ENV COMPLAINTFLOW_HOME=/data \
 USER complaintflow
 EXPOSE 8000
 
-# gunicorn reads the number of worker processes from WEB_CONCURRENCY; each has 4 threads (the
-# app is thread-safe: `complaintflow serve` runs it on 8). GUNICORN_CMD_ARGS adds options.
-CMD ["gunicorn", "--bind", "0.0.0.0:8000", "--threads", "4", "--access-logfile", "-", \
-     "--worker-tmp-dir", "/dev/shm", "complaintflow.wsgi:app"]
+# gunicorn's settings are the package's (complaintflow/gunicorn_conf.py: threads, access log,
+# heartbeat on tmpfs), the number of processes WEB_CONCURRENCY. GUNICORN_CMD_ARGS adds options.
+CMD ["gunicorn", "--config", "python:complaintflow.gunicorn_conf", "--bind", "0.0.0.0:8000", \
+     "complaintflow.wsgi:app"]

@@ -3,8 +3,9 @@
 For each backend it starts the real server as separate processes on a fresh database:
 
 - sqlite: the embedded mode, `complaintflow serve` (waitress; background work in its threads);
-- postgresql: the scaled mode, gunicorn `complaintflow.wsgi:app` + one `complaintflow worker` +
-  `complaintflow scheduler`, with Redis as the broker (a database number of its own, flushed).
+- postgresql: the scaled mode, gunicorn `complaintflow.wsgi:app` with the image's settings
+  (`complaintflow/gunicorn_conf.py`) + one `complaintflow worker` + `complaintflow scheduler`,
+  with Redis as the broker (a database number of its own, flushed).
 
 Instances of the standard workload (start → task → task → gateway → task → end) are started
 in-process beforehand (not timed); clients then complete their tasks with
@@ -65,6 +66,7 @@ from bench.run import (  # noqa: E402
     postgres_services,
     sqlite_services,
 )
+from complaintflow import gunicorn_conf  # noqa: E402
 from complaintflow.bootstrap import demo_password, initialise  # noqa: E402
 from complaintflow.engine import queries  # noqa: E402
 from complaintflow.models import Task  # noqa: E402
@@ -398,14 +400,15 @@ def servers(
         redis.Redis.from_url(broker).flushdb()
         env |= {"COMPLAINTFLOW_BROKER_URL": broker, "COMPLAINTFLOW_SLA_OVERRIDES": json.dumps(SLA)}
         running = Processes(svc.settings.home, env, die_with_caller=True)
+        threads = args.web_threads or gunicorn_conf.threads
         what = (
-            f"gunicorn {args.web_workers} workers x {args.web_threads} threads + complaintflow"
+            f"gunicorn {args.web_workers} workers x {threads} threads + complaintflow"
             f" worker (1 process) + scheduler, PostgreSQL, Redis db {args.redis_db}"
         )
         running.spawn(
             "web",
-            "gunicorn",
-            *("--workers", str(args.web_workers), "--threads", str(args.web_threads)),
+            *("gunicorn", "--config", "python:complaintflow.gunicorn_conf"),
+            *("--workers", str(args.web_workers), "--threads", str(threads)),
             *("--bind", f"127.0.0.1:{running.port}", "--graceful-timeout", "3"),
             "complaintflow.wsgi:app",
         )
@@ -637,11 +640,11 @@ def main() -> None:
     parser.add_argument("--serve-threads", type=int, default=8, help="waitress threads")
     # Two gunicorn processes, one per core: Python runs a completion (SpiffWorkflow, SQLAlchemy)
     # under its GIL, so a third process would only queue for the same two cores, which
-    # PostgreSQL and the clients need too. Four threads each: a completion spends much of its
-    # time waiting on PostgreSQL (about ten statements and a commit), and a thread runs another
-    # request meanwhile.
+    # PostgreSQL and the clients need too. The rest of gunicorn's settings are the image's.
     parser.add_argument("--web-workers", type=int, default=2, help="gunicorn processes")
-    parser.add_argument("--web-threads", type=int, default=4, help="threads per gunicorn process")
+    parser.add_argument(
+        "--web-threads", type=int, help="threads per gunicorn process (default: the image's)"
+    )
     parser.add_argument("--redis-db", type=int, default=14, help="the broker's Redis database")
     args = parser.parse_args()
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]

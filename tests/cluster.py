@@ -31,8 +31,9 @@ class Cluster(Processes):
         if name == "web":
             self.spawn(
                 "web",
-                *("gunicorn", "--workers", "2", "--bind", f"127.0.0.1:{self.port}"),
-                *("--graceful-timeout", "3", "complaintflow.app:create_app()"),
+                *("gunicorn", "--config", "python:complaintflow.gunicorn_conf"),
+                *("--workers", "2", "--bind", f"127.0.0.1:{self.port}"),
+                *("--graceful-timeout", "3", "complaintflow.wsgi:app"),
             )
             self.wait_for_web(30)
         elif name.startswith("worker"):

@@ -20,9 +20,10 @@ from typing import Any
 import pytest
 import yaml
 from flask import Flask
+from gunicorn.app.wsgiapp import WSGIApplication
 from gunicorn.config import Config as GunicornConfig
 
-from complaintflow import config
+from complaintflow import config, gunicorn_conf
 from complaintflow.cli import main
 from complaintflow.config import REPO_ROOT, Settings
 
@@ -235,14 +236,35 @@ def test_the_gunicorn_target_is_the_flask_app(
     assert app.test_client().get("/healthz").status_code in (200, 503)
 
 
-def test_the_image_serves_the_wsgi_app_with_gunicorn_as_an_unprivileged_user() -> None:
+def gunicorn_settings(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The settings gunicorn runs with for `argv`: its command line over the config module it
+    names, loaded by gunicorn itself."""
+    monkeypatch.setattr(sys, "argv", argv)
+    try:
+        return WSGIApplication(prog="gunicorn").cfg
+    except SystemExit:
+        pytest.fail(f"gunicorn cannot start as {shlex.join(argv)}")
+
+
+def test_the_gunicorn_settings_module_sets_only_gunicorn_settings() -> None:
+    # gunicorn passes over a name it does not know in a config module without a word.
+    names = {name for name in vars(gunicorn_conf) if not name.startswith("_")} - {"Path"}
+    assert names and names <= set(GunicornConfig().settings), names
+
+
+def test_the_image_serves_the_wsgi_app_with_gunicorn_as_an_unprivileged_user(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     argv = dockerfile_cmd()
     assert argv[0] == "gunicorn"
     options = gunicorn_options(argv[1:])
     assert options.args == [WSGI_TARGET]
-    assert options.bind == ["0.0.0.0:8000"]
-    assert options.accesslog == "-"
     assert options.workers is None, "the worker count comes from WEB_CONCURRENCY"
+    settings = gunicorn_settings(argv, monkeypatch)
+    assert settings.bind == ["0.0.0.0:8000"]
+    assert settings.accesslog == "-"
+    assert (settings.worker_class_str, settings.threads) == ("gthread", 4)
+    assert settings.worker_tmp_dir == "/dev/shm"
     stage = dockerfile_final_stage()
     assert stage[0] == ("FROM", "python:3.11-slim")
     assert ("EXPOSE", "8000") in stage
