@@ -59,6 +59,15 @@ def N_(template: str) -> str:
     return template
 
 
+class UnreadableValue(ComplaintflowError):
+    """A value in an address that cannot be read (a date, a number, a choice): the message in
+    English, and as a template with its values for a page in the reader's language."""
+
+    def __init__(self, template: str, **values: Any) -> None:
+        super().__init__(template % values)
+        self.problem: Problem = (template, values)
+
+
 class InvalidData(ComplaintflowError):
     """Submitted data fails its form: `problems` maps a field name to what is wrong with it."""
 

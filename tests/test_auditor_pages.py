@@ -71,6 +71,10 @@ def test_search_finds_by_complainant_and_links_to_the_trace(
     assert "1 complaints found" in page.html
     bad = Page(app).sign_in("auditor").get("/audit/complaints?status=asleep")
     assert bad.status == 400 and "status must be one of" in bad.html
+    bad = (
+        Page(app).sign_in("auditor").get("/audit/complaints?page=0", **{"Accept-Language": "zh-CN"})
+    )
+    assert bad.status == 400 and "“page”必须是 1 至 2147483647 的整数" in bad.html
 
 
 def test_print_export_report_and_heatmap(traced: tuple[Flask, Complaint]) -> None:

@@ -385,6 +385,8 @@ def test_a_nul_character_or_an_impossible_number_gets_an_error_page_and_files_no
         assert (
             "Some search terms could not be read; the list below is without them." in refused.html
         )
+        said = admin.get(path, **{"Accept-Language": "zh-TW"}).html  # and in the reader's words
+        assert "「to」必須是 1900-01-01 至 9998-12-31 之間的日期" in said
     filed = file_complaint(site, {**FACILITY_INTAKE, "description": "升降機\x00停在12樓"})
     assert filed.status == 400
     assert instances(site) == 0

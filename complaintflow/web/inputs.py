@@ -17,7 +17,7 @@ from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import BadRequest
 from werkzeug.routing import IntegerConverter
 
-from ..errors import ComplaintflowError
+from ..errors import N_, UnreadableValue
 from ..forms import storable
 from ..models import MAX_INTEGER
 
@@ -32,7 +32,9 @@ def whole_number(raw: str, name: str) -> int:
         number = int(raw)
         if 1 <= number <= MAX_INTEGER:
             return number
-    raise ComplaintflowError(f"{name} must be a whole number from 1 to {MAX_INTEGER}")
+    raise UnreadableValue(
+        N_("%(name)s must be a whole number from 1 to %(max)s"), name=name, max=MAX_INTEGER
+    )
 
 
 # Days a query may name: midnight of either, in any zone, and the day after the last, are still
@@ -45,9 +47,16 @@ def day(raw: str, name: str) -> date:
     try:
         value = date.fromisoformat(raw.strip())
     except ValueError:
-        raise ComplaintflowError(f"{name} must be a date such as 2026-11-27") from None
+        raise UnreadableValue(
+            N_("%(name)s must be a date such as %(example)s"), name=name, example="2026-11-27"
+        ) from None
     if not FIRST_DAY <= value <= LAST_DAY:
-        raise ComplaintflowError(f"{name} must be a date from {FIRST_DAY} to {LAST_DAY}")
+        raise UnreadableValue(
+            N_("%(name)s must be a date from %(first)s to %(last)s"),
+            name=name,
+            first=str(FIRST_DAY),
+            last=str(LAST_DAY),
+        )
     return value
 
 

@@ -7,8 +7,10 @@ from collections.abc import Mapping
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from flask_babel import gettext
+
 from ..engine.queries import Search
-from ..errors import ComplaintflowError
+from ..errors import N_, UnreadableValue
 from .inputs import day, whole_number
 
 STATUSES = ("running", "completed", "cancelled", "error")
@@ -31,11 +33,13 @@ def _int(args: Mapping[str, str], name: str, default: int | None) -> int | None:
 
 def search_of_page(args: Mapping[str, str], zone: ZoneInfo) -> tuple[Search, str | None]:
     """For a page: the terms, or, when one cannot be read (a hand-made address), no terms and
-    why, so that the page lists without them and says so (`_search_error.html`)."""
+    why in the reader's language, so that the page lists without them and says so
+    (`_search_error.html`)."""
     try:
         return parse_search(args, zone), None
-    except ComplaintflowError as exc:
-        return parse_search({}, zone), exc.message
+    except UnreadableValue as exc:
+        template, values = exc.problem
+        return parse_search({}, zone), gettext(template) % values
 
 
 def parse_search(args: Mapping[str, str], zone: ZoneInfo) -> Search:
@@ -43,10 +47,10 @@ def parse_search(args: Mapping[str, str], zone: ZoneInfo) -> Search:
     role, missed (yes/no), page, per_page`; a bad term raises with one readable line."""
     status = (args.get("status") or "").strip() or None
     if status and status not in STATUSES:
-        raise ComplaintflowError(f"status must be one of {', '.join(STATUSES)}")
+        raise UnreadableValue(N_("status must be one of %(choices)s"), choices=", ".join(STATUSES))
     missed = (args.get("missed") or "").strip().lower()
     if missed not in ("", "yes", "no", "true", "false"):
-        raise ComplaintflowError("missed must be yes or no")
+        raise UnreadableValue(N_("missed must be yes or no"))
     return Search(
         procedure=(args.get("procedure") or "").strip() or None,
         version=_int(args, "version", None),
