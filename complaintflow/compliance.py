@@ -15,6 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from .naming import chinese
 from .sla import duration
 from .validation import timer_name
 
@@ -41,6 +42,11 @@ class Check:
     first: str = ""
     then: str = ""
     when: tuple[str, ...] = ()
+    zh_hant: str = ""  # what `en` says, in the seed's language (a file from before: English only)
+
+    def text(self, language: str) -> str:
+        """What the check looks for, as a reader of `language` reads it."""
+        return chinese(self.zh_hant, language) if self.zh_hant and language != "en" else self.en
 
 
 @dataclass
@@ -63,7 +69,9 @@ def _load(path: Path, mtime: float) -> dict[str, dict[str, tuple[Check, ...]]]:
 
 
 def _check(raw: dict[str, Any]) -> Check:
-    fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
+    fields: dict[str, Any] = {
+        k.lower().replace("-", "_"): tuple(v) if isinstance(v, list) else v for k, v in raw.items()
+    }
     return Check(**fields)
 
 

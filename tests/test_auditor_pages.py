@@ -59,7 +59,16 @@ def test_the_trace_marks_the_path_the_current_task_and_the_escalation(
     assert not {"flow_solvable", "flow_other_party", "flow_unsolvable"} & taken
     assert 'class="legend"' in page.html
     assert "A-4.3" in page.html and "Missed" in page.html  # contact deadline of zero minutes
+    assert "The technician contacted the user immediately" in page.html
     assert "審計測試" in page.html  # the intake data, under its step
+    # The checks in the reader's language: Traditional as written, Simplified derived.
+    for browser, check in [("zh-TW", "機電人員即時聯絡用戶"), ("zh-CN", "机电人员即时联络用户")]:
+        read = (
+            Page(app)
+            .sign_in("auditor")
+            .get(f"/audit/complaints/{c.id}", **{"Accept-Language": browser})
+        )
+        assert check in read.html and "The technician contacted" not in read.html, browser
 
 
 def test_search_finds_by_complainant_and_links_to_the_trace(

@@ -158,3 +158,5 @@ def test_every_check_names_elements_of_its_diagram() -> None:
                 named = {*check.elements, *check.when, check.element, check.first, check.then}
                 assert named - {""} <= ids, (clause, named - ids)
                 assert not check.timer or check.timer in timers, (clause, check.timer)
+                # Auditors read what a check looks for in English and in Chinese.
+                assert check.en.isascii() and not check.zh_hant.isascii(), (clause, check)
