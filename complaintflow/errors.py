@@ -60,8 +60,9 @@ def N_(template: str) -> str:
 
 
 class UnreadableValue(ComplaintflowError):
-    """A value in an address that cannot be read (a date, a number, a choice): the message in
-    English, and as a template with its values for a page in the reader's language."""
+    """A value sent in an address or a form that cannot be read (a date, a number, a choice):
+    the message in English, and as a template with its values for a page in the reader's
+    language."""
 
     def __init__(self, template: str, **values: Any) -> None:
         super().__init__(template % values)
