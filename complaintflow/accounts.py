@@ -1,15 +1,18 @@
 """People and their roles: creating users, checking passwords, and API bearer tokens.
 
 Passwords are stored as argon2 hashes. Tokens are signed (itsdangerous) with the user's id and
-expire; each request still loads the user, so a deactivated user or a changed role takes effect
-at once. Tokens and web sessions carry a digest of the password's hash (`Person.credentials`):
-a new password ends every one made with the old.
+expire; each request still looks the user up, so a deactivated user or a changed role takes
+effect at once (`People`: on PostgreSQL from a copy in memory that every change drops). Tokens
+and web sessions carry a digest of the password's hash (`Person.credentials`): a new password
+ends every one made with the old.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -20,8 +23,9 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from . import audit
-from .db import Store
+from .db import Store, after_commit
 from .errors import N_, Conflict, InvalidData, NotFound, Problem, Unauthorized
+from .listening import Channel
 from .models import Role, User, UserRole, utcnow
 from .naming import LANGUAGES
 
@@ -184,9 +188,49 @@ def _role_problems(session: Session, roles: list[str]) -> dict[str, list[Problem
     return {}
 
 
+class People:
+    """Who is active, with which roles, as every request asks: read from the database or, on
+    PostgreSQL, from a copy in memory while the database's triggers announce every change to
+    users and their roles (`PEOPLE_CHANNEL`, see migration 0010). Each copy is kept with the
+    channel's generation and this process's count of its own changes when the read began: a
+    change announced, or made here, after that makes it stale at once — in another process as
+    soon as the notification arrives (a millisecond or two after the commit). When the channel is
+    not listening (starting, or its connection lost) every lookup reads."""
+
+    LIMIT = 10_000  # copies kept at most: beyond, start again
+
+    def __init__(self, read: Callable[[int], Person | None], channel: Channel | None) -> None:
+        self._read = read
+        self._channel = channel
+        self._changes = 0  # made in this process: known before the notification comes back
+        self._kept: dict[int, tuple[tuple[int, int], Person | None]] = {}
+
+    def get(self, user_id: int) -> Person | None:
+        channel = self._channel
+        if channel is None or not channel.live:
+            return self._read(user_id)
+        seen = (channel.generation, self._changes)
+        kept = self._kept.get(user_id)
+        if kept is not None and kept[0] == seen:
+            return kept[1]
+        person = self._read(user_id)
+        if len(self._kept) >= self.LIMIT:
+            self._kept.clear()
+        self._kept[user_id] = (seen, person)
+        return person
+
+    def changed(self) -> None:
+        self._changes += 1
+        self._kept.clear()
+
+
+PEOPLE_CHANNEL = "complaintflow_people"
+
+
 class Accounts:
     def __init__(self, store: Store, secret_key: str, token_ttl_seconds: int) -> None:
         self.store = store
+        self.people = People(self._read_person, store.listen(PEOPLE_CHANNEL))
         self._tokens = URLSafeTimedSerializer(secret_key, salt="complaintflow-api-token")
         self._ttl = token_ttl_seconds
 
@@ -213,7 +257,7 @@ class Accounts:
         problems |= _password_problems(password)
         if not roles:
             problems |= _problem("roles", N_("Give at least one role."))
-        with self.store.write() as session:
+        with self._changing_people() as session:
             if roles:
                 problems |= _role_problems(session, roles)
             if (
@@ -269,7 +313,7 @@ class Accounts:
     ) -> Person:
         """Give and take roles, at once for every request the person makes next. Someone
         keeps at least one role: one who leaves is deactivated (`set_active`)."""
-        with self.store.write() as session:
+        with self._changing_people() as session:
             user = self._user(session, username)
             _refuse_if_any(_role_problems(session, grant))
             granted = sorted(set(grant) - user.role_keys)
@@ -300,7 +344,7 @@ class Accounts:
         is refused."""
         if not reason.strip():
             raise InvalidData(_problem("reason", N_("Give a reason: it goes into the audit log.")))
-        with self.store.write() as session:
+        with self._changing_people() as session:
             user = self._user(session, username)
             if user.active == active:
                 raise Conflict(f"{username} is already {'active' if active else 'deactivated'}")
@@ -312,7 +356,7 @@ class Accounts:
         """A new password, by an administrator or (`change_password`) its owner; it also
         lifts a lockout."""
         _refuse_if_any(_password_problems(password))
-        with self.store.write() as session:
+        with self._changing_people() as session:
             user = self._user(session, username)
             user.password_hash = _hasher.hash(password)
             user.failed_logins, user.locked_until = 0, None
@@ -354,6 +398,14 @@ class Accounts:
                     )
                 )
             )
+
+    @contextmanager
+    def _changing_people(self) -> Iterator[Session]:
+        """`store.write()` for a change to who someone is or what they may do: this process's
+        copies are stale once it commits."""
+        with self.store.write() as session:
+            after_commit(session, self.people.changed)
+            yield session
 
     @staticmethod
     def _user(session: Session, username: str) -> User:
@@ -411,10 +463,11 @@ class Accounts:
         return person
 
     def person_by_id(self, user_id: object) -> Person | None:
-        """The active user with this id, read afresh (a role taken away counts at once): one
-        statement, as every API call and page asks it."""
-        if not isinstance(user_id, int):
-            return None
+        """The active user with this id, as it is now (a role taken away counts at once): every
+        API call and page asks it."""
+        return self.people.get(user_id) if isinstance(user_id, int) else None
+
+    def _read_person(self, user_id: int) -> Person | None:
         rows = self.store.rows(_PERSON, {"uid": user_id})
         if not rows:
             return None

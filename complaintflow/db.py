@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from typing import Any
 
+import psycopg
 from sqlalchemy import CursorResult, Engine, Executable, Row, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
@@ -20,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from .config import Settings
 from .errors import StaleInstance
+from .listening import Channel
 
 _SQLITE_BEGIN = "complaintflow_sqlite_begin"
 # PostgreSQL's deadlock and serialization failures: the transaction can simply run again.
@@ -144,6 +146,7 @@ class Store:
         # SQLite's busy handler (1, 2, 5, 10... ms) before it looks again: this process's own
         # writers queue here instead, and the next one starts as soon as the last commits.
         self._sqlite_writer = threading.RLock() if settings.is_sqlite else nullcontext()
+        self._channels: list[Channel] = []
         # One statement needs no transaction around it: on PostgreSQL, without BEGIN and COMMIT
         # it is one round trip instead of three (SQLite's BEGIN never leaves the process).
         self._single = (
@@ -181,10 +184,31 @@ class Store:
                 raise StaleInstance("two changes met in the database; try again") from exc
             raise
 
+    def listen(self, name: str) -> Channel | None:
+        """What other processes announce on channel `name` (PostgreSQL's NOTIFY), on a
+        connection of its own; None on SQLite, which has no such thing."""
+        if self.settings.is_sqlite:
+            return None
+        cargs, cparams = self.engine.dialect.create_connect_args(self.engine.url)
+
+        def connect() -> psycopg.Connection[Any]:
+            return psycopg.connect(
+                *cargs,
+                **{"connect_timeout": 5, **cparams},
+                application_name=f"complaintflow listening on {name}",  # for pg_stat_activity
+                autocommit=True,
+            )
+
+        channel = Channel(name, connect)
+        self._channels.append(channel)
+        return channel
+
     def ping(self) -> None:
         with self.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
             conn.commit()
 
     def dispose(self) -> None:
+        for channel in self._channels:
+            channel.stop()
         self.engine.dispose()
