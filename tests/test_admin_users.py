@@ -160,6 +160,28 @@ def test_roles_change_and_a_lost_role_gives_its_taken_tasks_back(app: Flask, svc
     }
 
 
+def test_giving_tasks_back_leaves_one_a_colleague_took_meanwhile_with_the_colleague(
+    svc: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The tasks to give back are read first, then released one by one: in between, the person
+    # may have let one go and a colleague taken it. That one stays the colleague's, and the
+    # count says only what went back.
+    complaint = Complaint(svc, "facility")
+    task = complaint.ready()["contact_complainant"]
+    svc.engine.claim(task.id, "technician")
+    with svc.store.read() as session:
+        read_before = queries.claimed_by(session, "technician")
+    svc.engine.claim(task.id, "technician", release=True)
+    svc.engine.claim(task.id, "colleague")
+    monkeypatch.setattr(queries, "claimed_by", lambda *_: read_before)
+
+    assert svc.engine.give_back("technician", lambda role: False, "admin") == 0
+    with svc.store.read() as session:
+        assert queries.get_task(session, task.id).assignee == "colleague"
+    svc.engine.claim(task.id, "colleague", release=True)
+    assert svc.engine.give_back("technician", lambda role: False, "admin") == 0  # nobody's
+
+
 def test_an_admin_cannot_take_their_own_admin_role_or_deactivate_themselves(
     app: Flask, svc: Services
 ) -> None:

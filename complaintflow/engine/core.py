@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -57,6 +58,12 @@ class Delivery:
 
 
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")  # printable ASCII, as headers carry it
+
+
+@dataclass(frozen=True)
+class _Claim:
+    instance_id: int
+    changed: bool  # False: the task was already as asked (e.g. released by someone else)
 
 
 _ATTEMPTS = 3
@@ -300,7 +307,9 @@ class Engine(AdminActs, DeadlineActs, MigrationActs, VersionActs):
     ) -> int:
         """Take a ready task (or give it back), so colleagues see who is on it. With
         `for_anyone` (admins), give back a task someone else took; `may_work` as in `complete`."""
-        return _retry_when_stale(lambda: self._claim(task_id, actor, release, for_anyone, may_work))
+        return _retry_when_stale(
+            lambda: self._claim(task_id, actor, release, for_anyone, may_work)
+        ).instance_id
 
     def give_back(self, username: str, may_work: Callable[[str], bool], actor: str) -> int:
         """Release the tasks `username` had taken whose role they may no longer work in (a
@@ -311,10 +320,14 @@ class Engine(AdminActs, DeadlineActs, MigrationActs, VersionActs):
         released = 0
         for task_id in claimed:
             try:
-                self.claim(task_id, actor, release=True, for_anyone=True)
+                # Only while it is still theirs: released and taken by a colleague since the
+                # read above, it stays with the colleague.
+                claim = _retry_when_stale(
+                    partial(self._claim, task_id, actor, True, True, None, username)
+                )
             except Conflict:  # completed meanwhile: nothing to give back
                 continue
-            released += 1
+            released += claim.changed
         return released
 
     def _claim(
@@ -324,11 +337,13 @@ class Engine(AdminActs, DeadlineActs, MigrationActs, VersionActs):
         release: bool,
         for_anyone: bool,
         may_work: Callable[[str], bool] | None,
-    ) -> int:
+        held_by: str | None = None,
+    ) -> _Claim:
+        """Take or release the task; with `held_by`, release it only from that person."""
         with self.store.write() as session:
             row = self._ready_task(session, task_id, actor, for_anyone, may_work)
-            if release and row.assignee is None:
-                return row.instance_id
+            if release and (row.assignee is None or held_by not in (None, row.assignee)):
+                return _Claim(row.instance_id, changed=False)
             now = utcnow()
             action = "task.released" if release else "task.claimed"
             # The instance row first, as every step does: one lock order, no deadlock.
@@ -340,7 +355,7 @@ class Engine(AdminActs, DeadlineActs, MigrationActs, VersionActs):
                 {"updated_at": now},
             )
             row.assignee = None if release else actor
-            return row.instance_id
+            return _Claim(row.instance_id, changed=True)
 
     def _read(self, instance: Instance) -> BpmnWorkflow:
         def refuse(*_: Any) -> dict[str, Any]:
