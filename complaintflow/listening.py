@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import threading
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +24,7 @@ class Channel:
     # still there (a server that vanished without closing it says nothing otherwise).
     PING_SECONDS = 1.0
     RETRY_SECONDS = 1.0
+    HEARD_BACK_SECONDS = 5.0
 
     def __init__(self, name: str, connect: Callable[[], psycopg.Connection[Any]]) -> None:
         self.name = name
@@ -69,6 +71,7 @@ class Channel:
             try:
                 with self._connect() as conn:
                     conn.execute(f'LISTEN "{self.name}"')
+                    self._hear_own_word(conn)
                     self._heard(live=True)  # from now on nothing is missed
                     while not self._stopping.is_set():
                         for _ in conn.notifies(timeout=self.PING_SECONDS):
@@ -78,3 +81,15 @@ class Channel:
                 pass  # the server went away (restarted, or the connection was killed)
             self._heard(live=False)
             self._stopping.wait(self.RETRY_SECONDS)
+
+    def _hear_own_word(self, conn: psycopg.Connection[Any]) -> None:
+        """Announce on the channel and wait to hear it back: proof that announcements reach
+        this connection (behind a pooler that hands each statement to another server
+        connection, such as PgBouncer in transaction mode, they do not: then it never goes
+        live, and every lookup reads)."""
+        word = uuid.uuid4().hex
+        conn.execute("SELECT pg_notify(%s, %s)", (self.name, word))
+        for notify in conn.notifies(timeout=self.HEARD_BACK_SECONDS):
+            if notify.payload == word:
+                return
+        raise psycopg.OperationalError(f"LISTEN {self.name} does not hear what is announced")

@@ -17,6 +17,7 @@ from sqlalchemy import event
 from complaintflow.accounts import PEOPLE_CHANNEL, Accounts, Person
 from complaintflow.bootstrap import demo_password, initialise
 from complaintflow.config import Settings
+from complaintflow.listening import Channel
 from complaintflow.services import Services
 
 from .conftest import BUNDLED
@@ -160,6 +161,25 @@ def test_a_lost_listener_means_reading_every_time_until_it_listens_again(
     _until(lambda: channel.live, seconds=channel.RETRY_SECONDS + HEARD_WITHIN)
     assert web.lookup(uid)[1] == 1
     assert web.lookup(uid)[1] == 0
+
+
+def test_a_connection_that_does_not_hear_announcements_never_goes_live(pg_url: str) -> None:
+    # Behind a pooler that hands each statement to another server connection LISTEN is taken
+    # and nothing arrives. Here announcements wait in a transaction that never ends: the
+    # channel announces on itself first, hears nothing back, and keeps reading.
+    channel = Channel(PEOPLE_CHANNEL, lambda: psycopg.connect(pg_url, autocommit=False))
+    channel.HEARD_BACK_SECONDS = 0.2
+    try:
+        assert not channel.live
+        time.sleep(1.0)  # several attempts
+        assert not channel.live and channel.generation >= 1
+    finally:
+        channel.stop()
+    listening = Channel(PEOPLE_CHANNEL, lambda: psycopg.connect(pg_url, autocommit=True))
+    try:
+        _until(lambda: listening.live)
+    finally:
+        listening.stop()
 
 
 def test_sqlite_reads_who_is_asking_every_time(tmp_path: Path) -> None:
