@@ -5,11 +5,14 @@ very next request — in this process at once, in another one a notification lat
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 from sqlalchemy import event
@@ -21,6 +24,7 @@ from complaintflow.listening import Channel
 from complaintflow.services import Services
 
 from .conftest import BUNDLED
+from .processes import Processes
 
 # Another process hears of a change when PostgreSQL's notification reaches it: milliseconds on
 # this machine; a bound a slow CI run stays well inside, and a missing announcement does not.
@@ -180,6 +184,57 @@ def test_a_connection_that_does_not_hear_announcements_never_goes_live(pg_url: s
         _until(lambda: listening.live)
     finally:
         listening.stop()
+
+
+def test_every_gunicorn_process_refuses_someone_deactivated_from_the_command_line(
+    pg_url: str, tmp_path: Path
+) -> None:
+    # As deployed: two web processes that have each kept the technician, and the change made by
+    # a third process, the command. No process is told by the others; the database tells all.
+    web = Processes(tmp_path / "home", {"COMPLAINTFLOW_DATABASE_URL": pg_url})
+    web.spawn(
+        "web",
+        *("gunicorn", "--config", "python:complaintflow.gunicorn_conf", "--workers", "2"),
+        *("--bind", f"127.0.0.1:{web.port}", "complaintflow.wsgi:app"),
+    )
+    try:
+        web.wait_for_web(30)
+        answer = httpx.post(
+            f"{web.base}/api/v1/auth/token",
+            json={"username": "technician", "password": demo_password("technician")},
+        )
+        # A connection of its own each time: the kernel spreads them over both processes.
+        asking = {"Authorization": f"Bearer {answer.json()['token']}", "Connection": "close"}
+
+        def statuses(times: int) -> set[int]:
+            return {
+                httpx.get(f"{web.base}/api/v1/procedures", headers=asking).status_code
+                for _ in range(times)
+            }
+
+        def listeners() -> int:
+            with psycopg.connect(pg_url) as conn:
+                row = conn.execute(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND application_name = %s",
+                    (f"complaintflow listening on {PEOPLE_CHANNEL}",),
+                ).fetchone()
+            return int(row[0]) if row else 0
+
+        assert statuses(20) == {200}
+        _until(lambda: statuses(4) == {200} and listeners() == 2, seconds=10)  # both keep copies
+        deactivate = ("users", "deactivate", "technician", "--reason", "left the company")
+        done = subprocess.run(
+            [sys.executable, "-m", "complaintflow", *deactivate],
+            env={**web.env, "COMPLAINTFLOW_HOME": str(tmp_path / "cli")},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        assert statuses(20) == {401}
+    finally:
+        web.stop()
 
 
 def test_sqlite_reads_who_is_asking_every_time(tmp_path: Path) -> None:
