@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 from sqlalchemy import select
 
-from .errors import ComplaintflowError
+from .errors import N_, ComplaintflowError
 from .migrations import upgrade
 from .models import Role, User
 from .services import Services
@@ -19,6 +19,10 @@ def demo_password(username: str) -> str:
     return f"{username}-demo"
 
 
+# The system's sign-off of a bundled version: stored so, shown in the reader's language.
+BUNDLED = N_("bundled with complaintflow")
+
+
 def initialise(svc: Services, demo_users: bool = False) -> Iterator[str]:
     """Run every setup step, saying what each did; safe to run again."""
     upgrade(svc.store)
@@ -28,7 +32,7 @@ def initialise(svc: Services, demo_users: bool = False) -> Iterator[str]:
         state = "deployed as" if result.created else "unchanged at"
         # A new installation needs its procedures in effect at once; a changed bundle on an
         # installation in use waits, as a draft, for review and approval like any change.
-        svc.engine.put_in_effect(result.key, result.version, "bundled with complaintflow")
+        svc.engine.put_in_effect(result.key, result.version, BUNDLED)
         with svc.store.read() as session:
             in_effect = svc.engine.current_version(session, result.key).version
         note = (

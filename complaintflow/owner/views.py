@@ -15,6 +15,7 @@ from flask_login import login_required
 from ..app import services
 from ..diagram_diff import compare
 from ..engine import queries
+from ..engine.versions import SYSTEM
 from ..errors import ComplaintflowError, Conflict, Forbidden, InvalidDiagram, NotFound
 from ..validation import procedure_key_of
 from ..web import i18n, person
@@ -119,6 +120,8 @@ def _version_page(
         "owner/version.html",
         key=key,
         v=found,
+        review_comment=_comment(found.reviewed_by, found.review_comment),
+        approval_comment=_comment(found.approved_by, found.approval_comment),
         diagram=diagram,
         svg=render(diagram.xml, label=i18n.procedure_name(diagram)),
         procedure_name=i18n.procedure_name(diagram),
@@ -129,6 +132,12 @@ def _version_page(
         withdrawal=withdrawal,
         typed=typed,
     ), status
+
+
+def _comment(by: str | None, comment: str | None) -> str | None:
+    """A sign-off's comment as written; the system's own (`bootstrap.BUNDLED`) in the reader's
+    language."""
+    return _(comment) if by == SYSTEM and comment else comment
 
 
 def _refusal_status(exc: ComplaintflowError) -> int:
