@@ -68,14 +68,13 @@ def processes(pg_url: str, tmp_path: Path) -> Iterator[Callable[[], Counted]]:
         each.svc.store.dispose()
 
 
-def _until(condition: Callable[[], bool], seconds: float = HEARD_WITHIN) -> float:
-    """Seconds until `condition` held; fails the test if it did not within `seconds`."""
+def _until(condition: Callable[[], bool], seconds: float = HEARD_WITHIN) -> None:
+    """Wait for `condition`; fail the test if it does not hold within `seconds`."""
     began = time.monotonic()
     while not condition():
         if time.monotonic() - began > seconds:
             pytest.fail(f"not within {seconds} s")
         time.sleep(0.005)
-    return time.monotonic() - began
 
 
 def _listening(accounts: Accounts) -> bool:
