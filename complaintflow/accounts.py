@@ -220,8 +220,7 @@ class People:
         return person
 
     def changed(self) -> None:
-        self._changes += 1
-        self._kept.clear()
+        self._changes += 1  # every copy kept so far carries the old count: none is used again
 
 
 PEOPLE_CHANNEL = "complaintflow_people"
