@@ -23,6 +23,7 @@ from complaintflow.status_links import status_path
 from .complaints import Complaint
 from .factories import fill
 from .receivers import Receiver, SmtpServer
+from .test_notification_pages import statements
 
 PUBLIC = "https://desk.example"
 
@@ -87,6 +88,17 @@ def test_A_4_2_the_technicians_are_mailed_in_their_own_language(
             f"<{k}@complaintflow>" for k in keys
         }
     assert deliver_due(mailing.store) == 0  # each once
+
+
+def test_a_start_reads_no_record_it_cannot_have_nor_the_roles_of_whom_it_tells(
+    mailing: Services,
+) -> None:
+    with statements(mailing) as seen:
+        Complaint(mailing, "facility")  # record.create, then the technicians are told
+    reads = [s for s in seen if s.lstrip().startswith("SELECT")]
+    assert [s for s in reads if "FROM users" in s], "the technicians were read"
+    assert not [s for s in reads if "FROM complaint_records" in s or "FROM user_roles" in s]
+    assert deliver_due(mailing.store) == 3  # and told, each by their own address
 
 
 def test_the_complainant_is_mailed_in_the_language_they_used(

@@ -177,6 +177,7 @@ class Engine(AdminActs, DeadlineActs, MigrationActs, VersionActs):
                 updated_at=now,
                 lock_version=0,
                 language=language,
+                record=None,  # none yet, and known: the record handler does not read it back
             )
             session.add(instance)
             session.flush()
