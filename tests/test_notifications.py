@@ -201,9 +201,13 @@ def test_a_claimed_task_warns_its_assignee_only(make_app: Callable[..., Flask]) 
     svc = services(make_app(sla_overrides={"facility": {"technician_contact": "PT10M"}}))
     c = Complaint(svc, "facility")
     svc.engine.claim(c.ready()["contact_complainant"].id, "technician")
-    svc.engine.warn_deadlines(timedelta(minutes=15))
+    with statements(svc) as seen:
+        svc.engine.warn_deadlines(timedelta(minutes=15))
     (warning,) = _warnings(svc, c.id)
     assert (warning.audience, warning.username, warning.role) == ("person", "technician", None)
+    reads = [s for s in seen if s.lstrip().startswith("SELECT")]
+    assert [s for s in reads if "FROM users" in s], "the assignee was read, for their address"
+    assert not [s for s in reads if "FROM user_roles" in s]  # and not their roles
 
 
 def test_a_passed_deadline_is_escalated_not_warned(make_app: Callable[..., Flask]) -> None:
