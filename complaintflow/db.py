@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -26,6 +27,12 @@ from .listening import Channel
 _SQLITE_BEGIN = "complaintflow_sqlite_begin"
 # PostgreSQL's deadlock and serialization failures: the transaction can simply run again.
 _TRY_AGAIN = {"40P01", "40001"}
+# The PostgreSQL cluster's system identifier and the database's oid: together, this database and
+# no other, however its address is spelt (a copy restored elsewhere is another).
+_IDENTITY = text(
+    "SELECT system_identifier::text || '.' || d.oid::text FROM pg_control_system(), pg_database d"
+    " WHERE d.datname = current_database()"
+)
 
 
 def make_engine(settings: Settings) -> Engine:
@@ -147,6 +154,7 @@ class Store:
         # writers queue here instead, and the next one starts as soon as the last commits.
         self._sqlite_writer = threading.RLock() if settings.is_sqlite else nullcontext()
         self._channels: list[Channel] = []
+        self._identity: str | None = None
         # One statement needs no transaction around it: on PostgreSQL, without BEGIN and COMMIT
         # it is one round trip instead of three (SQLite's BEGIN never leaves the process).
         self._single = (
@@ -202,6 +210,17 @@ class Store:
         channel = Channel(name, connect)
         self._channels.append(channel)
         return channel
+
+    def identity(self) -> str:
+        """What tells this database from every other: for PostgreSQL see `_IDENTITY`; for
+        SQLite, its file. Read once: shared Redis keys are named after it."""
+        if self._identity is None:
+            self._identity = (
+                str(Path(self.engine.url.database or "").resolve())
+                if self.settings.is_sqlite
+                else str(self.rows(_IDENTITY, {})[0][0])
+            )
+        return self._identity
 
     def ping(self) -> None:
         with self.engine.connect() as conn:

@@ -36,7 +36,6 @@ NUDGES = 8  # at most this many workers are asked at once to deliver the outbox
 class Scheduler:
     def __init__(self, services: Services) -> None:
         self.services = services
-        self.celery = configure(services.settings)
         self._broker: Connection | None = None
         self._handed: dict[Hashable, float] = {}
         self._lease = services.settings.lease_seconds  # before handing the same again
@@ -46,7 +45,9 @@ class Scheduler:
     def queued(self) -> int:
         """Tasks waiting in the broker for a worker."""
         if self._broker is None:
-            self._broker = self.celery.connection_for_write()
+            # Configured here, not at start: the queue is named after the database, which may
+            # not be answering yet (the loop in `run` tries again).
+            self._broker = configure(self.services.store).connection_for_write()
         try:
             return queued(self._broker)
         except Exception:

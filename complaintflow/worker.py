@@ -17,9 +17,9 @@ from kombu import Connection
 
 from . import dispatch
 from .config import Settings
+from .db import Store
 from .services import Services
 
-QUEUE = "celery"  # Celery's default queue, the one the scheduler watches the length of
 celery = Celery("complaintflow")
 celery.conf.update(
     task_acks_late=True,  # acknowledged when done: a killed worker's task goes to another
@@ -41,8 +41,12 @@ def services() -> Services:
     return Services.build(settings)
 
 
-def configure(settings: Settings) -> Celery:
-    celery.conf.broker_url = settings.broker_url
+def configure(store: Store) -> Celery:
+    """The Celery app on the deployment's broker, with a queue there of the deployment's own:
+    named after its database, so that deployments sharing one Redis never take each other's
+    work, and the processes of one deployment agree whatever address each has the database by."""
+    celery.conf.broker_url = store.settings.broker_url
+    celery.conf.task_default_queue = f"complaintflow.{store.identity()}"
     return celery
 
 
@@ -71,9 +75,10 @@ def deliver_due() -> None:
 
 
 def queued(broker: Connection) -> int:
-    """Tasks waiting in the broker's queue for a worker."""
+    """Tasks waiting in the deployment's queue for a worker."""
     # Declared, not only looked up: before any task the queue may not exist yet.
-    return int(broker.default_channel.queue_declare(queue=QUEUE).message_count)
+    queue = celery.conf.task_default_queue
+    return int(broker.default_channel.queue_declare(queue=queue).message_count)
 
 
 @celery.task(name="complaintflow.warn")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from pathlib import Path
 
 import redis
@@ -40,6 +41,15 @@ class Cluster(Processes):
             self.spawn(name, "complaintflow", "worker", "--concurrency", "1")
         else:
             self.spawn(name, "complaintflow", name)
+
+    def wait_for_worker(self, name: str, seconds: float) -> None:
+        """Until Celery says the worker `name` takes tasks (its log's "celery@host ready.")."""
+        until = time.monotonic() + seconds
+        while " ready." not in (self.logs / f"{name}.log").read_text(errors="replace"):
+            self.check_alive()
+            if time.monotonic() > until:
+                raise RuntimeError(f"{name} not ready in {seconds:g} s: {self.log_tail(name)}")
+            time.sleep(0.1)
 
     def start_all(self) -> None:
         for name in ("web", "worker-1", "worker-2", "scheduler"):

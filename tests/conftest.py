@@ -313,3 +313,9 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
 def pg_url(templates: _Templates) -> Iterator[str]:
     """A fresh PostgreSQL database with the bundled diagrams, for what only runs scaled."""
     yield from _pg_copy(templates.get("postgresql", BUNDLED))
+
+
+@pytest.fixture
+def other_pg_url(templates: _Templates) -> Iterator[str]:
+    """Another one, as a second deployment beside the first would have."""
+    yield from _pg_copy(templates.get("postgresql", BUNDLED))

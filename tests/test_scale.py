@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from sqlalchemy import func, select
 
@@ -35,6 +36,8 @@ from complaintflow.paths import flows
 from complaintflow.services import Services
 
 from .cluster import Cluster
+from .complaints import Complaint
+from .conftest import PG_ADMIN_URL
 from .factories import random_fill
 from .receivers import Receiver, SmtpServer
 
@@ -344,3 +347,86 @@ def test_two_hundred_complaints_at_once_while_processes_die(
         chaotic.join()
     assert len(acts) >= 3, f"the run ended before the chaos did much: {acts}"
     check_guarantees(cluster, receivers, smtp, svc, run)
+
+
+def test_two_deployments_sharing_one_redis_each_do_their_own_work_on_time(
+    pg_url: str, other_pg_url: str, tmp_path: Path
+) -> None:
+    # Each deployment's scheduler hands its due timers to a queue named after its database:
+    # a worker of the other deployment, on the same Redis, never takes them (it would look for
+    # the instance in the wrong database, and the right one would wait a lease, 60 s, for it).
+    deployments = []
+    for n, url in enumerate((pg_url, other_pg_url)):
+        cluster = Cluster(
+            url,
+            tmp_path / f"home-{n}",
+            broker_db=12,
+            COMPLAINTFLOW_SLA_OVERRIDES=json.dumps({"facility": {"technician_contact": "PT2S"}}),
+        )
+        deployments.append((cluster, Services.build(Settings.from_env(cluster.env))))
+    try:
+        for cluster, _ in deployments:
+            cluster.start("worker")
+            cluster.start("scheduler")
+        for cluster, _ in deployments:
+            cluster.wait_for_worker("worker", 60)
+        started = [[Complaint(svc, "facility").id for _ in range(6)] for _, svc in deployments]
+        until = time.monotonic() + 30
+        while True:
+            late = [
+                _contact_lateness(svc, ids)
+                for (_, svc), ids in zip(deployments, started, strict=True)
+            ]
+            if all(None not in each for each in late) or time.monotonic() > until:
+                break
+            time.sleep(0.5)
+        for cluster, _ in deployments:
+            cluster.check_alive()
+    finally:
+        for cluster, svc in deployments:
+            cluster.stop()
+            svc.store.dispose()
+    for each in late:
+        assert all(s is not None and s < 5 for s in each), late
+
+
+def _contact_lateness(svc: Services, ids: list[int]) -> list[float | None]:
+    """Seconds from each complaint's contact deadline to its timer firing; None: not fired."""
+    with svc.store.read() as session:
+        histories = queries.events_of(session, ids)
+    late: list[float | None] = []
+    for instance_id in ids:
+        events = histories.get(instance_id, [])
+        due = next(e["data"]["due_at"] for e in events if e["action"] == "task.ready")
+        fired = next((e["at"] for e in events if e["action"] == "timer.fired"), None)
+        late.append(
+            None if fired is None else (fired - datetime.fromisoformat(due)).total_seconds()
+        )
+    return late
+
+
+def test_a_worker_started_before_its_database_answers_waits_for_it(
+    pg_url: str, tmp_path: Path
+) -> None:
+    # Its queue is named after the database: until that answers, the worker says it waits
+    # (the database here appears under the name it was given, as one starting up would).
+    awaited = pg_url + "_later"
+    cluster = Cluster(awaited, tmp_path / "home", broker_db=12)
+    cluster.start("worker")
+    try:
+        until = time.monotonic() + 30
+        while "waiting for the database" not in cluster.log_tail("worker"):
+            cluster.check_alive()
+            assert time.monotonic() < until, cluster.log_tail("worker")
+            time.sleep(0.1)
+        _rename(pg_url, awaited)
+        cluster.wait_for_worker("worker", 60)
+    finally:
+        cluster.stop()
+    _rename(awaited, pg_url)  # back, for the fixture to drop it
+
+
+def _rename(url: str, to: str) -> None:
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+        old, new = url.rsplit("/", 1)[1], to.rsplit("/", 1)[1]
+        admin.execute(f'ALTER DATABASE "{old}" RENAME TO "{new}"')

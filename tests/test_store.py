@@ -11,6 +11,7 @@ from typing import Any
 import psycopg
 import pytest
 from sqlalchemy import bindparam, event, insert, select, text, update
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
 from complaintflow import db
@@ -112,6 +113,25 @@ def test_postgresql_runs_a_lone_read_as_one_round_trip(pg_url: str, tmp_path: Pa
     finally:
         store.dispose()
     assert seen == ["IDLE"] * 8
+
+
+def test_a_database_is_known_by_what_it_is_not_by_the_address_it_is_reached_at(
+    pg_url: str, other_pg_url: str, tmp_path: Path
+) -> None:
+    # Deployments sharing one Redis keep their work and counts apart by this name.
+    def identity(url: str) -> str:
+        store = Store(Settings(home=tmp_path, database_url=url, secret_key="test"))
+        try:
+            return store.identity()
+        finally:
+            store.dispose()
+
+    address = make_url(pg_url)
+    elsewhere = address.set(host="localhost" if address.host != "localhost" else "127.0.0.1")
+    first = identity(pg_url)
+    assert identity(elsewhere.render_as_string(hide_password=False)) == first
+    assert identity(other_pg_url) != first
+    assert identity(f"sqlite:///{tmp_path / 'a.db'}") != identity(f"sqlite:///{tmp_path / 'b.db'}")
 
 
 def _backend_pid(store: Store) -> int:

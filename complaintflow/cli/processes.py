@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import time
+
 import click
 from flask.cli import with_appcontext
+from sqlalchemy.exc import OperationalError
 
 from ..app import services
 from ..bootstrap import initialise
@@ -71,9 +74,17 @@ def _scaled() -> Settings:
 @with_appcontext
 def worker(concurrency: int) -> None:
     """Do background work handed out by the scheduler (a Celery worker; scaled mode)."""
-    from ..worker import configure
+    from .. import worker as jobs
 
-    celery = configure(_scaled())
+    _scaled()
+    while True:  # its queue is named after the database: wait for it, as Celery waits for Redis
+        try:
+            # The tasks' own services: each process of the pool opens connections of its own.
+            celery = jobs.configure(jobs.services().store)
+            break
+        except OperationalError:
+            click.echo("complaintflow worker: waiting for the database to answer", err=True)
+            time.sleep(2)
     pool = ["--pool=solo"] if concurrency == 1 else [f"--concurrency={concurrency}"]
     celery.worker_main(["worker", "--loglevel=INFO", "--without-gossip", "--without-mingle", *pool])
 
