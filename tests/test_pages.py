@@ -12,11 +12,12 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+import redis
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from complaintflow.app import services
+from complaintflow.app import create_app, services
 from complaintflow.bootstrap import demo_password
 from complaintflow.engine import queries
 from complaintflow.models import Attachment, Instance
@@ -281,6 +282,25 @@ def test_the_public_form_refuses_robots_and_floods(make_app: Callable[..., Flask
     page.post("/complain/facility", {"issued": issued, **FACILITY_INTAKE})
     assert page.status == 429 and "Too many requests" in page.html
     assert instances(app) == 0
+
+
+def test_scaled_out_the_intake_limit_is_the_deployments_not_each_process_nor_the_redis(
+    make_app: Callable[..., Flask],
+) -> None:
+    # Scaled out, the counts are kept in Redis: a deployment's web processes count together,
+    # and another deployment keeping its counts in the same Redis counts its own.
+    shared = "redis://127.0.0.1:6379/12"
+    redis.Redis.from_url(shared).flushdb()
+    settings = {"intake_min_seconds": 0, "intake_limit": "1 per minute", "broker_url": shared}
+    first, other = make_app(**settings), make_app(**settings)
+    sibling = create_app(services(first).settings)  # another web process of the first
+    try:
+        assert file_complaint(first).status == 200 and instances(first) == 1
+        assert file_complaint(other).status == 200 and instances(other) == 1
+        assert file_complaint(sibling).status == 429 and instances(first) == 1
+    finally:
+        services(sibling).store.dispose()
+        redis.Redis.from_url(shared).flushdb()
 
 
 def test_a_photo_is_kept_and_shown_to_staff_and_its_sender(site: Flask) -> None:

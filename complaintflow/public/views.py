@@ -9,6 +9,7 @@ from typing import Any
 from flask import abort, flash, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
+from flask_limiter.util import get_remote_address
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from ..app import services
@@ -67,8 +68,16 @@ def _too_fast_or_robot() -> str | None:
     return None
 
 
+def _sender() -> str:
+    """Whom the intake limit counts: the sender's address, in this deployment (scaled out,
+    the counts are kept in Redis, which other deployments may share)."""
+    svc = services()
+    address = get_remote_address()
+    return f"{svc.store.identity()}/{address}" if svc.settings.scaled else address
+
+
 @bp.route("/complain/<key>", methods=["GET", "POST"])
-@limiter.limit(lambda: services().settings.intake_limit, methods=["POST"])
+@limiter.limit(lambda: services().settings.intake_limit, methods=["POST"], key_func=_sender)
 def intake(key: str) -> ResponseReturnValue:
     diagram = _diagram(key)
     form = diagram.intake_form
