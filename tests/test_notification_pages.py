@@ -174,6 +174,18 @@ def test_the_badge_costs_one_query_per_page(app: Flask, svc: Services) -> None:
     assert not [s for s in seen if "count(*)" in s and "FROM notifications" in s]
 
 
+def test_reading_the_notifications_moves_the_bookmark_without_reading_roles(
+    app: Flask, svc: Services
+) -> None:
+    Complaint(svc, "facility")
+    page = Page(app).sign_in("technician")
+    page.get("/complaints")  # who is calling: read once, then kept by the process
+    with statements(svc) as seen:
+        page.get("/notifications")
+    assert len([s for s in seen if s.startswith("UPDATE users")]) == 1  # the bookmark moved
+    assert not [s for s in seen if "FROM user_roles" in s]  # (who is calling is another read)
+
+
 def test_how_to_reach_you_is_saved_and_wrong_entries_are_shown_beside_their_fields(
     app: Flask, svc: Services
 ) -> None:
