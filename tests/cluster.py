@@ -45,7 +45,7 @@ class Cluster(Processes):
     def wait_for_worker(self, name: str, seconds: float) -> None:
         """Until Celery says the worker `name` takes tasks (its log's "celery@host ready.")."""
         until = time.monotonic() + seconds
-        while " ready." not in (self.logs / f"{name}.log").read_text(errors="replace"):
+        while " ready." not in self.log(name):
             self.check_alive()
             if time.monotonic() > until:
                 raise RuntimeError(f"{name} not ready in {seconds:g} s: {self.log_tail(name)}")

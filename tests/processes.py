@@ -101,8 +101,11 @@ class Processes:
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=10)
 
+    def log(self, name: str) -> str:
+        return (self.logs / f"{name}.log").read_text(errors="replace")
+
     def log_tail(self, name: str) -> str:
-        return (self.logs / f"{name}.log").read_text(errors="replace")[-2000:]
+        return self.log(name)[-2000:]
 
     def check_alive(self) -> None:
         for name, process in self.processes.items():

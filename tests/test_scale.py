@@ -405,25 +405,41 @@ def _contact_lateness(svc: Services, ids: list[int]) -> list[float | None]:
     return late
 
 
-def test_a_worker_started_before_its_database_answers_waits_for_it(
+def test_a_worker_and_scheduler_started_before_their_database_answers_wait_for_it(
     pg_url: str, tmp_path: Path
 ) -> None:
-    # Its queue is named after the database: until that answers, the worker says it waits
-    # (the database here appears under the name it was given, as one starting up would).
+    # Their queue is named after the database: until that answers, the worker says it waits and
+    # the scheduler tries again each round; then timers fire as ever. (The database appears
+    # here under the name it was given, as one starting up would.)
     awaited = pg_url + "_later"
-    cluster = Cluster(awaited, tmp_path / "home", broker_db=12)
+    cluster = Cluster(
+        awaited,
+        tmp_path / "home",
+        broker_db=12,
+        COMPLAINTFLOW_SLA_OVERRIDES=json.dumps({"facility": {"technician_contact": "PT2S"}}),
+    )
     cluster.start("worker")
+    cluster.start("scheduler")
+    svc = Services.build(Settings.from_env(cluster.env))
     try:
-        until = time.monotonic() + 30
-        while "waiting for the database" not in cluster.log_tail("worker"):
-            cluster.check_alive()
-            assert time.monotonic() < until, cluster.log_tail("worker")
-            time.sleep(0.1)
+        for name, says in (("worker", "waiting for the database"), ("scheduler", "again shortly")):
+            until = time.monotonic() + 30
+            while says not in cluster.log(name):
+                cluster.check_alive()
+                assert time.monotonic() < until, cluster.log_tail(name)
+                time.sleep(0.1)
         _rename(pg_url, awaited)
         cluster.wait_for_worker("worker", 60)
+        ids = [Complaint(svc, "facility").id for _ in range(3)]
+        until = time.monotonic() + 30
+        while None in (late := _contact_lateness(svc, ids)) and time.monotonic() < until:
+            time.sleep(0.5)
+        cluster.check_alive()
     finally:
         cluster.stop()
+        svc.store.dispose()
     _rename(awaited, pg_url)  # back, for the fixture to drop it
+    assert all(s is not None and s < 5 for s in late), late
 
 
 def _rename(url: str, to: str) -> None:
