@@ -20,7 +20,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import bindparam, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from . import audit
 from .db import Store, after_commit
@@ -380,7 +380,10 @@ class Accounts:
         """Every user, by name, with their roles and whether they may sign in."""
         with self.store.read() as session:
             return [
-                _account(user) for user in session.scalars(select(User).order_by(User.username))
+                _account(user)
+                for user in session.scalars(
+                    select(User).order_by(User.username).options(selectinload(User.roles))
+                )
             ]
 
     def account(self, user_id: int) -> Account:
@@ -419,8 +422,10 @@ class Accounts:
     def authenticate(self, username: str, password: str) -> Person:
         """The person, if the password is right and the account not locked. Failures count;
         after MAX_FAILURES in a row the account waits LOCKOUT before it may try again."""
-        with self.store.read() as session:
-            user = session.scalars(select(User).where(User.username == username)).first()
+        with self.store.read() as session:  # the roles too: the person is made after it closes
+            user = session.scalars(
+                select(User).where(User.username == username).options(selectinload(User.roles))
+            ).first()
         now = utcnow()
         if user is not None and user.locked_until is not None and user.locked_until > now:
             raise AccountLocked(max(1, round((user.locked_until - now).total_seconds() / 60)))

@@ -132,7 +132,9 @@ class User(Base):
     failed_logins: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     locked_until: Mapped[datetime | None] = mapped_column()
 
-    roles: Mapped[list[UserRole]] = relationship(cascade="all, delete-orphan", lazy="selectin")
+    # Read when first used, in the session: a notice or a bookmark needs none of them; what
+    # reads many users' roles, or uses them after the session, asks for them (selectinload).
+    roles: Mapped[list[UserRole]] = relationship(cascade="all, delete-orphan")
 
     @property
     def role_keys(self) -> frozenset[str]:

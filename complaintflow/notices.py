@@ -19,7 +19,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, lazyload
+from sqlalchemy.orm import Session
 
 from . import outbox, status_links
 from .config import Settings
@@ -124,21 +124,13 @@ def _staff_link(occasion: Occasion) -> str:
     return f"{base}/complaints/{occasion.instance.id}" if base else ""
 
 
-# Whom a notice goes to is read for their addresses and language; their roles (loaded with a
-# person by default) would cost a second query.
-_ADDRESSES_ONLY = lazyload(User.roles)
-
-
 def to_role(
     occasion: Occasion, role: str, event: str, step: str | None = None, **extra: Any
 ) -> None:
     """Everyone active holding the role: in the app, by email, and by SMS when urgent."""
     _in_app(occasion, "role", event, step, role=role, **extra)
     people = occasion.session.scalars(
-        select(User)
-        .join(UserRole)
-        .where(UserRole.role_key == role, User.active.is_(True))
-        .options(_ADDRESSES_ONLY)
+        select(User).join(UserRole).where(UserRole.role_key == role, User.active.is_(True))
     )
     for person in people:
         _send(occasion, person, event, role=role, link=_staff_link(occasion), **extra)
@@ -149,9 +141,7 @@ def to_person(
 ) -> None:
     """One member of staff (a task's assignee): in the app and by email."""
     _in_app(occasion, "person", event, step, username=username, **extra)
-    person = occasion.session.scalar(
-        select(User).where(User.username == username).options(_ADDRESSES_ONLY)
-    )
+    person = occasion.session.scalar(select(User).where(User.username == username))
     if person is not None and person.active:
         _send(occasion, person, event, link=_staff_link(occasion), **extra)
 

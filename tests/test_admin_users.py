@@ -16,6 +16,7 @@ from complaintflow.services import Services
 
 from .complaints import Complaint
 from .test_admin_pages import admin, audit, row
+from .test_notification_pages import statements
 from .test_pages import Page
 
 GOOD = {
@@ -61,6 +62,13 @@ def test_admins_find_the_users_in_the_navigation_with_their_roles(
     technician = row(page, f"user-{user_id(svc, 'technician')}")
     assert "technician" in technician and "M&E technician" in technician and "Active" in technician
     assert "Administrator" in row(page, f"user-{user_id(svc, 'admin')}")
+
+
+def test_the_users_list_reads_everyones_roles_in_one_statement(app: Flask, svc: Services) -> None:
+    with statements(svc) as seen:
+        accounts = svc.accounts.listing()
+    assert len(accounts) > 5 and all(a.person.roles for a in accounts)
+    assert len([s for s in seen if "FROM user_roles" in s]) == 1  # not one per user
 
 
 @pytest.mark.parametrize(

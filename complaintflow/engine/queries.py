@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import BindParameter, Row, and_, bindparam, func, literal, or_, select, union_all
-from sqlalchemy.orm import Session, defer, lazyload
+from sqlalchemy.orm import Session, defer
 
 from ..errors import NotFound
 from ..models import (
@@ -480,9 +480,7 @@ def mark_notifications_seen(session: Session, username: str, now: datetime) -> d
     """Move the reader's bookmark to `now` (in the caller's write transaction); returns where it
     was, so that the page can mark what is new to them. The one write here: a bookmark, not
     the state of anything."""
-    # Their roles (loaded with a user by default) play no part here: not read.
-    query = select(User).where(User.username == username).options(lazyload(User.roles))
-    user = session.scalars(query).first()
+    user = session.scalars(select(User).where(User.username == username)).first()
     if user is None:
         raise NotFound(f"there is no user called {username}")
     before = user.notifications_seen_at or user.created_at
