@@ -9,6 +9,7 @@ import threading
 from collections.abc import Callable
 
 from .dispatch import deliver_due
+from .outages import Outage
 from .services import Services
 from .sla import duration
 
@@ -21,14 +22,17 @@ class Loop(threading.Thread):
         self._work = work
         self._interval = interval
         self._stopping = threading.Event()
+        self._outage = Outage(self.name, log)
 
     def run(self) -> None:
         while not self._stopping.is_set():
             try:
                 busy = self._work() > 0
             except Exception:  # keep going whatever one round met; the next one tries again
-                log.exception("%s failed; trying again shortly", self.name)
+                self._outage.failed()
                 busy = False
+            else:
+                self._outage.succeeded()
             if not busy:
                 self._stopping.wait(self._interval)
 

@@ -23,6 +23,7 @@ from kombu import Connection
 
 from . import outbox
 from .dispatch import batch_size
+from .outages import Outage
 from .services import Services
 from .sla import duration
 from .worker import configure, deliver_due, fire_timers, queued, warn
@@ -93,9 +94,12 @@ class Scheduler:
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stopping.set())
         interval = self.services.settings.timer_poll_seconds
+        outage = Outage("scheduling", log)
         while not stopping.is_set():
             try:
                 self.round()
             except Exception:  # the database or the broker is away: try again shortly
-                log.exception("scheduling failed; trying again shortly")
+                outage.failed()
+            else:
+                outage.succeeded()
             stopping.wait(interval)

@@ -427,17 +427,22 @@ def test_a_worker_and_scheduler_started_before_their_database_answers_wait_for_i
                 cluster.check_alive()
                 assert time.monotonic() < until, cluster.log_tail(name)
                 time.sleep(0.1)
+        time.sleep(1.5)  # a few more of the scheduler's rounds (every 0.5 s) fail meanwhile
         _rename(pg_url, awaited)
         renamed = True
         cluster.wait_for_worker("worker", 60)
         late = _contact_lateness(svc, [Complaint(svc, "facility").id for _ in range(3)])
         cluster.check_alive()
+        scheduler_log = cluster.log("scheduler")
     finally:
         cluster.stop()
         svc.store.dispose()
         if renamed:
             _rename(awaited, pg_url)  # back, for the fixture to drop it
     assert all(s is not None and s < 5 for s in late), late
+    # The wait is told once in full and its end once, not a traceback a round.
+    assert scheduler_log.count("scheduling failed") == 1, scheduler_log
+    assert "scheduling works again after" in scheduler_log, scheduler_log
 
 
 def _rename(url: str, to: str) -> None:
