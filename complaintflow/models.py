@@ -419,3 +419,15 @@ class IntakeRequest(Base):
     body_sha256: Mapped[str] = mapped_column(String(64))
     instance_id: Mapped[int] = mapped_column(ForeignKey("instances.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Leader(Base):
+    """Who does a job only one process should do at a time (the scaled mode's scheduler), and
+    until when: its holder renews it every round; once it lapses (the holder killed, its host
+    gone) another process takes it over."""
+
+    __tablename__ = "leaders"
+
+    job: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    until: Mapped[datetime] = mapped_column()

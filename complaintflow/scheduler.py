@@ -7,19 +7,25 @@ handed out by id, and not again within the lease (the worker re-checks anyway); 
 are not handed out one by one but as a nudge to deliver what is due, so that a message is leased
 when a worker takes it, not while it waits in the queue. If the broker is down, nothing is handed
 out and everything is found again later.
+
+Run one; a second one started beside it (a rolling deploy, a standby on another host) waits
+while the first renews its lead in the database every round, and takes over once that lapses.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import os
 import signal
+import socket
 import threading
 import time
 from collections.abc import Hashable
 
 from celery import Task
 from kombu import Connection
+from sqlalchemy import text
 
 from . import outbox
 from .dispatch import batch_size
@@ -32,6 +38,19 @@ log = logging.getLogger(__name__)
 
 QUEUE_ROOM = 200  # tasks waiting in the broker beyond which nothing more is handed out
 NUDGES = 8  # at most this many workers are asked at once to deliver the outbox
+LEAD_ROUNDS = 10  # a lead not renewed for this many rounds has lapsed
+
+# On the database's clock, which every host shares. Two schedulers leading for a moment (one
+# paused past its lead) would do no harm: workers re-check in the database what they are handed.
+_LEAD = text(
+    "INSERT INTO leaders AS l (job, holder, until)"
+    " VALUES ('scheduler', :me, timezone('UTC', now()) + make_interval(secs => :seconds))"
+    " ON CONFLICT (job) DO UPDATE SET holder = excluded.holder, until = excluded.until"
+    " WHERE l.holder = excluded.holder OR l.until < timezone('UTC', now())"
+    " RETURNING l.holder"
+)
+_LEADER = text("SELECT holder FROM leaders WHERE job = 'scheduler'")
+_STEP_DOWN = text("DELETE FROM leaders WHERE job = 'scheduler' AND holder = :me")
 
 
 class Scheduler:
@@ -40,8 +59,11 @@ class Scheduler:
         self._broker: Connection | None = None
         self._handed: dict[Hashable, float] = {}
         self._lease = services.settings.lease_seconds  # before handing the same again
-        self._lead = duration(services.settings.deadline_warning)
+        self._warn_ahead = duration(services.settings.deadline_warning)
         self._warned_at = 0.0
+        # Mostly the same after a restart in place (a container keeps its host name, and its
+        # processes start in the same order): then it takes its own lead back at once.
+        self.me = f"{socket.gethostname()} pid {os.getpid()}"
 
     def queued(self) -> int:
         """Tasks waiting in the broker for a worker."""
@@ -55,6 +77,19 @@ class Scheduler:
             self._broker.release()
             self._broker = None
             raise
+
+    def lead(self) -> str | None:
+        """Take or renew the lead; None when this scheduler has it, else who has."""
+        seconds = LEAD_ROUNDS * self.services.settings.timer_poll_seconds
+        with self.services.store.write() as session:
+            if session.execute(_LEAD, {"me": self.me, "seconds": seconds}).first():
+                return None
+            return str(session.scalar(_LEADER))
+
+    def step_down(self) -> None:
+        """Give the lead up, so that a scheduler standing by takes over at once."""
+        with self.services.store.write() as session:
+            session.execute(_STEP_DOWN, {"me": self.me})
 
     def _hand(self, task: Task, key: Hashable, *args: object) -> bool:
         now = time.monotonic()
@@ -78,7 +113,7 @@ class Scheduler:
             deliver_due.apply_async()
             handed += 1
         if time.monotonic() - self._warned_at > 5:
-            for task_id in engine.tasks_to_warn(self._lead, limit=room):
+            for task_id in engine.tasks_to_warn(self._warn_ahead, limit=room):
                 handed += self._hand(warn, ("warn", task_id), task_id)
             self._warned_at = time.monotonic()
         self._forget_old()
@@ -95,11 +130,24 @@ class Scheduler:
             signal.signal(signum, lambda *_: stopping.set())
         interval = self.services.settings.timer_poll_seconds
         outage = Outage("scheduling", log)
+        leader: str | None = ""  # who leads, as last seen ("": not yet known)
         while not stopping.is_set():
             try:
-                self.round()
+                now_leads = self.lead()
+                if now_leads != leader:
+                    if now_leads is None:
+                        log.info("%s leads: handing out due work", self.me)
+                    else:
+                        log.info("%s stands by (%s leads)", self.me, now_leads)
+                    leader = now_leads
+                if now_leads is None:
+                    self.round()
             except Exception:  # the database or the broker is away: try again shortly
                 outage.failed()
             else:
                 outage.succeeded()
             stopping.wait(interval)
+        try:
+            self.step_down()
+        except Exception:  # the database is away: the lead lapses by itself
+            log.warning("could not give up the lead; it lapses in %s s", LEAD_ROUNDS * interval)

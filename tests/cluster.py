@@ -40,16 +40,26 @@ class Cluster(Processes):
         elif name.startswith("worker"):
             self.spawn(name, "complaintflow", "worker", "--concurrency", "1")
         else:
-            self.spawn(name, "complaintflow", name)
+            assert name.startswith("scheduler"), name
+            self.spawn(name, "complaintflow", "scheduler")
+
+    def wait_for_log(self, name: str, says: str, seconds: float, after: int = 0) -> float:
+        """Until the log of `name` holds `says` (past its first `after` characters); how long
+        that took."""
+        start = time.monotonic()
+        while says not in self.log(name)[after:]:
+            if self.processes[name].poll() is not None:
+                raise RuntimeError(f"{name} exited: {self.log_tail(name)}")
+            if time.monotonic() - start > seconds:
+                raise RuntimeError(
+                    f"{name} did not say {says!r} in {seconds:g} s: {self.log_tail(name)}"
+                )
+            time.sleep(0.05)
+        return time.monotonic() - start
 
     def wait_for_worker(self, name: str, seconds: float) -> None:
         """Until Celery says the worker `name` takes tasks (its log's "celery@host ready.")."""
-        until = time.monotonic() + seconds
-        while " ready." not in self.log(name):
-            self.check_alive()
-            if time.monotonic() > until:
-                raise RuntimeError(f"{name} not ready in {seconds:g} s: {self.log_tail(name)}")
-            time.sleep(0.1)
+        self.wait_for_log(name, " ready.", seconds)
 
     def start_all(self) -> None:
         for name in ("web", "worker-1", "worker-2", "scheduler"):

@@ -384,6 +384,52 @@ def test_two_deployments_sharing_one_redis_each_do_their_own_work_on_time(
         assert all(s is not None and s < 5 for s in each), late
 
 
+def test_a_second_scheduler_stands_by_and_takes_over_when_the_first_is_gone(
+    pg_url: str, tmp_path: Path
+) -> None:
+    # Only the scheduler that leads hands work out; another started beside it waits, takes
+    # over once a killed leader's lead lapses (10 rounds of 0.5 s), and at once from one that
+    # stopped cleanly (SIGTERM, as in a rolling deploy).
+    cluster = Cluster(
+        pg_url,
+        tmp_path / "home",
+        broker_db=12,
+        COMPLAINTFLOW_SLA_OVERRIDES=json.dumps({"facility": {"technician_contact": "PT2S"}}),
+    )
+    svc = Services.build(Settings.from_env(cluster.env))
+    try:
+        cluster.start("worker")
+        cluster.start("scheduler")
+        cluster.wait_for_log("scheduler", "leads: handing out", 30)
+        cluster.start("scheduler-2")
+        cluster.wait_for_log("scheduler-2", "stands by", 30)
+        cluster.wait_for_worker("worker", 60)
+        first = _contact_lateness(svc, [Complaint(svc, "facility").id for _ in range(3)])
+        assert "leads: handing out" not in cluster.log("scheduler-2")
+
+        cluster.kill("scheduler")
+        killed = [Complaint(svc, "facility").id for _ in range(3)]
+        took_over = cluster.wait_for_log("scheduler-2", "leads: handing out", 15)
+        after_kill = _contact_lateness(svc, killed)
+
+        restarted = len(cluster.log("scheduler"))  # its log goes on: read only what is new
+        cluster.start("scheduler")  # again: now it is the one standing by
+        cluster.wait_for_log("scheduler", "stands by", 30, after=restarted)
+        cluster.processes["scheduler-2"].terminate()
+        cluster.processes["scheduler-2"].wait(timeout=20)
+        took_over_at_once = cluster.wait_for_log(
+            "scheduler", "leads: handing out", 15, after=restarted
+        )
+        after_stop = _contact_lateness(svc, [Complaint(svc, "facility").id for _ in range(3)])
+    finally:
+        cluster.stop()
+        svc.store.dispose()
+    assert all(s is not None and s < 5 for s in first + after_stop), (first, after_stop)
+    assert 2 < took_over < 8, took_over  # the killed leader's lead lapsed first
+    assert all(s is not None and s < 9 for s in after_kill), after_kill
+    assert took_over_at_once < 2.5, took_over_at_once
+
+
 def _contact_lateness(svc: Services, ids: list[int], wait: float = 30) -> list[float | None]:
     """Seconds from each complaint's contact deadline to its timer firing, once every timer
     fired or `wait` s passed; None: not fired."""
@@ -422,11 +468,7 @@ def test_a_worker_and_scheduler_started_before_their_database_answers_wait_for_i
     svc, renamed = Services.build(Settings.from_env(cluster.env)), False
     try:
         for name, says in (("worker", "waiting for the database"), ("scheduler", "again shortly")):
-            until = time.monotonic() + 30
-            while says not in cluster.log(name):
-                cluster.check_alive()
-                assert time.monotonic() < until, cluster.log_tail(name)
-                time.sleep(0.1)
+            cluster.wait_for_log(name, says, 30)
         time.sleep(1.5)  # a few more of the scheduler's rounds (every 0.5 s) fail meanwhile
         _rename(pg_url, awaited)
         renamed = True

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 import click
@@ -92,10 +93,11 @@ def worker(concurrency: int) -> None:
 @main.command()
 @with_appcontext
 def scheduler() -> None:
-    """Find due timers, messages and warnings and hand them to the workers (scaled mode; run
-    one)."""
+    """Find due timers, messages and warnings and hand them to the workers (scaled mode; one
+    leads, another started beside it stands by)."""
     from ..scheduler import Scheduler
 
     _scaled()
-    click.echo("complaintflow scheduler: handing due work to the workers")
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("complaintflow").setLevel(logging.INFO)  # whether it leads, outages
     Scheduler(services()).run()
