@@ -475,16 +475,18 @@ def test_a_worker_and_scheduler_started_before_their_database_answers_wait_for_i
         cluster.wait_for_worker("worker", 60)
         late = _contact_lateness(svc, [Complaint(svc, "facility").id for _ in range(3)])
         cluster.check_alive()
-        scheduler_log = cluster.log("scheduler")
+        scheduler_log, worker_log = cluster.log("scheduler"), cluster.log("worker")
     finally:
         cluster.stop()
         svc.store.dispose()
         if renamed:
             _rename(awaited, pg_url)  # back, for the fixture to drop it
     assert all(s is not None and s < 5 for s in late), late
-    # The wait is told once in full and its end once, not a traceback a round.
+    # The wait is told once, with its reason, and its end once; not a traceback a round.
     assert scheduler_log.count("scheduling failed") == 1, scheduler_log
     assert "scheduling works again after" in scheduler_log, scheduler_log
+    waited = [line for line in worker_log.splitlines() if "waiting for the database" in line]
+    assert len(waited) == 1 and waited[0].endswith(" does not exist)"), worker_log
 
 
 def _rename(url: str, to: str) -> None:

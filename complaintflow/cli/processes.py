@@ -78,13 +78,19 @@ def worker(concurrency: int) -> None:
     from .. import worker as jobs
 
     _scaled()
+    said = ""
     while True:  # its queue is named after the database: wait for it, as Celery waits for Redis
         try:
             # The tasks' own services: each process of the pool opens connections of its own.
             celery = jobs.configure(jobs.services().store)
             break
-        except OperationalError:
-            click.echo("complaintflow worker: waiting for the database to answer", err=True)
+        except OperationalError as exc:
+            reason = str(exc.orig).strip().splitlines()[0]  # a wrong password, a missing database
+            if reason != said:  # said once, not every round
+                click.echo(
+                    f"complaintflow worker: waiting for the database to answer ({reason})", err=True
+                )
+                said = reason
             time.sleep(2)
     pool = ["--pool=solo"] if concurrency == 1 else [f"--concurrency={concurrency}"]
     celery.worker_main(["worker", "--loglevel=INFO", "--without-gossip", "--without-mingle", *pool])
