@@ -421,6 +421,9 @@ class IntakeRequest(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+SCHEDULER_JOB = "scheduler"  # the `Leader` row of the scaled mode's scheduler
+
+
 class Leader(Base):
     """Who does a job only one process should do at a time (the scaled mode's scheduler), and
     until when: its holder renews it every round; once it lapses (the holder killed, its host

@@ -29,6 +29,7 @@ from sqlalchemy import text
 
 from . import outbox
 from .dispatch import batch_size
+from .models import SCHEDULER_JOB
 from .outages import Outage
 from .services import Services
 from .sla import duration
@@ -44,13 +45,13 @@ LEAD_ROUNDS = 10  # a lead not renewed for this many rounds has lapsed
 # paused past its lead) would do no harm: workers re-check in the database what they are handed.
 _LEAD = text(
     "INSERT INTO leaders AS l (job, holder, until)"
-    " VALUES ('scheduler', :me, timezone('UTC', now()) + make_interval(secs => :seconds))"
+    " VALUES (:job, :me, timezone('UTC', now()) + make_interval(secs => :seconds))"
     " ON CONFLICT (job) DO UPDATE SET holder = excluded.holder, until = excluded.until"
     " WHERE l.holder = excluded.holder OR l.until < timezone('UTC', now())"
     " RETURNING l.holder"
 )
-_LEADER = text("SELECT holder FROM leaders WHERE job = 'scheduler'")
-_STEP_DOWN = text("DELETE FROM leaders WHERE job = 'scheduler' AND holder = :me")
+_LEADER = text("SELECT holder FROM leaders WHERE job = :job")
+_STEP_DOWN = text("DELETE FROM leaders WHERE job = :job AND holder = :me")
 
 
 class Scheduler:
@@ -82,14 +83,15 @@ class Scheduler:
         """Take or renew the lead; None when this scheduler has it, else who has."""
         seconds = LEAD_ROUNDS * self.services.settings.timer_poll_seconds
         with self.services.store.write() as session:
-            if session.execute(_LEAD, {"me": self.me, "seconds": seconds}).first():
+            lead = {"job": SCHEDULER_JOB, "me": self.me, "seconds": seconds}
+            if session.execute(_LEAD, lead).first():
                 return None
-            return str(session.scalar(_LEADER))
+            return str(session.scalar(_LEADER, {"job": SCHEDULER_JOB}))
 
     def step_down(self) -> None:
         """Give the lead up, so that a scheduler standing by takes over at once."""
         with self.services.store.write() as session:
-            session.execute(_STEP_DOWN, {"me": self.me})
+            session.execute(_STEP_DOWN, {"job": SCHEDULER_JOB, "me": self.me})
 
     def _hand(self, task: Task, key: Hashable, *args: object) -> bool:
         now = time.monotonic()

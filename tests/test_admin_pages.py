@@ -6,18 +6,22 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from datetime import timedelta
 from html import unescape
+from pathlib import Path
 
 import pytest
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from complaintflow.app import services
+from complaintflow.app import create_app, services
 from complaintflow.dispatch import deliver_due
-from complaintflow.models import AuditEntry, OutboxMessage
+from complaintflow.models import AuditEntry, Leader, OutboxMessage, utcnow
+from complaintflow.scheduler import Scheduler
 from complaintflow.services import Services
 
 from .complaints import Complaint
+from .conftest import BUNDLED, _settings
 from .receivers import Receiver
 from .test_pages import Page
 
@@ -335,3 +339,34 @@ def test_retrying_from_a_delivery_log_comes_back_to_it(
     assert page.path == log and page.flashes() == [f"Message {dead.id} goes out again."]
     assert deliver_due(svc.store) == 1
     assert message(svc, dead.id).status == "sent"
+
+
+# ---------------------------------------------------------------- background work
+
+
+def test_scaled_out_every_admin_page_says_when_no_scheduler_runs(
+    pg_url: str, tmp_path: Path
+) -> None:
+    # Without a scheduler no timer fires and no message goes out, and nothing else shows it.
+    scaled = create_app(
+        _settings(tmp_path, pg_url, BUNDLED, broker_url="redis://127.0.0.1:6379/12")
+    )
+    embedded = create_app(_settings(tmp_path, pg_url, BUNDLED))
+    svc = services(scaled)
+    try:
+        silent = admin(scaled, "/admin/outbox")
+        assert "No scheduler has run yet" in silent.html
+        assert "No scheduler" not in admin(embedded, "/admin/outbox").html  # `serve` does it all
+
+        assert Scheduler(svc).lead() is None  # a scheduler leads now
+        for path in ("/admin/outbox", "/admin/webhooks", "/admin/users"):
+            assert 'id="scheduler-silent"' not in admin(scaled, path).html
+
+        with svc.store.write() as session:  # it was killed a while ago: its lead lapsed
+            session.execute(update(Leader).values(until=utcnow() - timedelta(minutes=10)))
+        for path in ("/admin/outbox", "/admin/users"):
+            assert "No scheduler is running: the last one stopped at" in admin(scaled, path).html
+        assert 'id="scheduler-silent"' not in Page(scaled).sign_in("technician").get("/inbox").html
+    finally:
+        svc.store.dispose()
+        services(embedded).store.dispose()

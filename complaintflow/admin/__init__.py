@@ -4,9 +4,15 @@ the outbox of messages going out, and the users with their roles."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+from typing import Any
+
 from flask import Blueprint, abort
 from flask_login import login_required
 
+from ..app import services
+from ..engine import queries
+from ..models import utcnow
 from ..web import person
 
 bp = Blueprint("admin", __name__, url_prefix="/admin", template_folder="templates")
@@ -17,6 +23,23 @@ bp = Blueprint("admin", __name__, url_prefix="/admin", template_folder="template
 def _admins_only() -> None:
     if not person().is_admin:
         abort(403)
+
+
+# A lead lapsed this long ago: no scheduler runs (a restarted one leads again well within it).
+SILENT_AFTER = timedelta(seconds=30)
+
+
+@bp.context_processor
+def _scheduler_silence() -> dict[str, Any]:
+    """Every admin page says so when, in the scaled mode, no scheduler runs: until one does, no
+    timer fires, no deadline is warned of and no message goes out, and nothing else shows it."""
+    if not services().settings.scaled:
+        return {}
+    with services().store.read() as session:
+        lead = queries.scheduler_lead(session)
+    if lead is not None and lead.until > utcnow() - SILENT_AFTER:
+        return {}
+    return {"scheduler_silent": True, "scheduler_lapsed_at": lead.until if lead else None}
 
 
 from . import outbox, users, views, webhooks  # noqa: E402,F401  (routes register on bp)

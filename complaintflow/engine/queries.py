@@ -12,10 +12,12 @@ from sqlalchemy.orm import Session, defer
 
 from ..errors import NotFound
 from ..models import (
+    SCHEDULER_JOB,
     Attachment,
     ComplaintRecord,
     Event,
     Instance,
+    Leader,
     Notification,
     OutboxMessage,
     ProcedureVersion,
@@ -494,6 +496,12 @@ def outbox_counts(session: Session, subscription_id: int | None = None) -> dict[
     if subscription_id is not None:
         query = query.where(OutboxMessage.subscription_id == subscription_id)
     return {status: count for status, count in session.execute(query)}
+
+
+def scheduler_lead(session: Session) -> Leader | None:
+    """Which scheduler leads the scaled mode's background work, and until when it holds the lead
+    unless it renews it; None when none has ever run."""
+    return session.get(Leader, SCHEDULER_JOB)
 
 
 def dead_deliveries(session: Session) -> dict[int, int]:

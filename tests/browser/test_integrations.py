@@ -166,3 +166,14 @@ def test_a_technician_sees_the_badge_opens_notifications_and_chooses_chinese(
     assert str(make_header(decode_header(mail["Subject"]))) == f"新投訴 {second.number}"
     technician.goto("/inbox")
     expect(nav_badge).to_have_text("1")
+
+
+def test_scaled_out_an_admin_is_told_when_no_scheduler_runs(serve: Callable[..., Site]) -> None:
+    # `serve` with a broker leaves timers and messages to a scheduler, and none runs here.
+    site = serve(COMPLAINTFLOW_BROKER_URL="redis://127.0.0.1:6379/12")
+    admin = site.staff("admin", locale="zh-HK")
+    admin.goto("/admin/outbox")
+    alert = admin.get_by_role("alert")
+    expect(alert).to_be_visible()
+    expect(alert).to_contain_text("尚未有排程程序運行過")
+    screenshot(admin, "admin-no-scheduler")
