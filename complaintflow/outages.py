@@ -38,7 +38,7 @@ class Outage:
                 "%s still failing after %.0f s: %s",
                 self._what,
                 now - self._since,
-                _first_line(sys.exc_info()[1]),
+                first_line(sys.exc_info()[1]),
             )
 
     def succeeded(self) -> None:
@@ -49,6 +49,7 @@ class Outage:
             self._since = self._kind = None
 
 
-def _first_line(exc: BaseException | None) -> str:
+def first_line(exc: BaseException | None) -> str:
+    """An error in one line: its kind and the first line of what it says."""
     text = f"{type(exc).__name__}: {exc}" if exc is not None else "?"
     return text.strip().splitlines()[0]

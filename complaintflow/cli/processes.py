@@ -14,6 +14,7 @@ from ..app import services
 from ..bootstrap import initialise
 from ..config import Settings
 from ..errors import ComplaintflowError
+from ..outages import first_line
 from . import main
 
 
@@ -85,7 +86,7 @@ def worker(concurrency: int) -> None:
             celery = jobs.configure(jobs.services().store)
             break
         except OperationalError as exc:
-            reason = str(exc.orig).strip().splitlines()[0]  # a wrong password, a missing database
+            reason = first_line(exc.orig)  # a wrong password, a missing database
             if reason != said:  # said once, not every round
                 click.echo(
                     f"complaintflow worker: waiting for the database to answer ({reason})", err=True
