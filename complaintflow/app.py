@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from flask import Flask, current_app, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
@@ -11,6 +12,8 @@ from werkzeug.exceptions import HTTPException
 
 from .attachments import MAX_BYTES, MAX_FILES
 from .config import Settings
+from .engine import queries
+from .models import utcnow
 from .services import Services
 from .web import inputs
 
@@ -53,11 +56,23 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     @app.get("/healthz")
     def healthz() -> ResponseReturnValue:
+        """This process answers and so does its database (503 if not). Scaled out, it also
+        tells whether a scheduler runs, without a 503 for it (restarting this process would not
+        help): until one runs, no timer fires and no message goes out."""
+        store = services(app).store
+        body: dict[str, Any] = {"status": "ok"}
         try:
-            services(app).store.ping()
+            store.ping()
+            if settings.scaled:
+                with store.read() as session:
+                    silent, until = queries.scheduler_silence(session, utcnow())
+                body["scheduler"] = {
+                    "running": not silent,
+                    "lead_until": until.isoformat() if until else None,
+                }
         except Exception as exc:  # any failure to answer means unhealthy
             return jsonify(status="unavailable", error=type(exc).__name__), 503
-        return jsonify(status="ok")
+        return jsonify(body)
 
     @app.errorhandler(OperationalError)
     def database_unavailable(exc: OperationalError) -> ResponseReturnValue:

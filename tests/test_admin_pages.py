@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from html import unescape
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -344,10 +345,14 @@ def test_retrying_from_a_delivery_log_comes_back_to_it(
 # ---------------------------------------------------------------- background work
 
 
-def test_scaled_out_every_admin_page_says_when_no_scheduler_runs(
+def test_scaled_out_every_admin_page_and_healthz_say_when_no_scheduler_runs(
     pg_url: str, tmp_path: Path
 ) -> None:
     # Without a scheduler no timer fires and no message goes out, and nothing else shows it.
+    def health(app: Flask) -> tuple[int, dict[str, Any]]:
+        answer = app.test_client().get("/healthz")
+        return answer.status_code, answer.get_json()
+
     scaled = create_app(
         _settings(tmp_path, pg_url, BUNDLED, broker_url="redis://127.0.0.1:6379/12")
     )
@@ -357,16 +362,24 @@ def test_scaled_out_every_admin_page_says_when_no_scheduler_runs(
         silent = admin(scaled, "/admin/outbox")
         assert "No scheduler has run yet" in silent.html
         assert "No scheduler" not in admin(embedded, "/admin/outbox").html  # `serve` does it all
+        never = {"status": "ok", "scheduler": {"running": False, "lead_until": None}}
+        assert health(scaled) == (200, never)  # told; this process is fine all the same
+        assert health(embedded) == (200, {"status": "ok"})
 
         assert Scheduler(svc).lead() is None  # a scheduler leads now
         for path in ("/admin/outbox", "/admin/webhooks", "/admin/users"):
             assert 'id="scheduler-silent"' not in admin(scaled, path).html
+        code, body = health(scaled)
+        assert code == 200 and body["scheduler"]["running"] is True
+        assert datetime.fromisoformat(body["scheduler"]["lead_until"]) > utcnow()
 
         with svc.store.write() as session:  # it was killed a while ago: its lead lapsed
             session.execute(update(Leader).values(until=utcnow() - timedelta(minutes=10)))
         for path in ("/admin/outbox", "/admin/users"):
             assert "No scheduler is running: the last one stopped at" in admin(scaled, path).html
         assert 'id="scheduler-silent"' not in Page(scaled).sign_in("technician").get("/inbox").html
+        code, body = health(scaled)
+        assert code == 200 and body["scheduler"]["running"] is False
     finally:
         svc.store.dispose()
         services(embedded).store.dispose()

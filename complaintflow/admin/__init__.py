@@ -4,7 +4,6 @@ the outbox of messages going out, and the users with their roles."""
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from flask import Blueprint, abort
@@ -25,10 +24,6 @@ def _admins_only() -> None:
         abort(403)
 
 
-# A lead lapsed this long ago: no scheduler runs (a restarted one leads again well within it).
-SILENT_AFTER = timedelta(seconds=30)
-
-
 @bp.context_processor
 def _scheduler_silence() -> dict[str, Any]:
     """Every admin page says so when, in the scaled mode, no scheduler runs: until one does, no
@@ -36,10 +31,8 @@ def _scheduler_silence() -> dict[str, Any]:
     if not services().settings.scaled:
         return {}
     with services().store.read() as session:
-        lead = queries.scheduler_lead(session)
-    if lead is not None and lead.until > utcnow() - SILENT_AFTER:
-        return {}
-    return {"scheduler_silent": True, "scheduler_lapsed_at": lead.until if lead else None}
+        silent, until = queries.scheduler_silence(session, utcnow())
+    return {"scheduler_silent": True, "scheduler_lapsed_at": until} if silent else {}
 
 
 from . import outbox, users, views, webhooks  # noqa: E402,F401  (routes register on bp)

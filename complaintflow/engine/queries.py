@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import BindParameter, Row, and_, bindparam, func, literal, or_, select, union_all
@@ -25,6 +25,9 @@ from ..models import (
     Task,
     User,
 )
+
+# A lead lapsed this long ago: no scheduler runs (a restarted one leads again well within it).
+SCHEDULER_SILENT_AFTER = timedelta(seconds=30)
 
 if TYPE_CHECKING:  # the engine steps use these queries: no import cycle at run time
     from .core import Engine
@@ -498,10 +501,12 @@ def outbox_counts(session: Session, subscription_id: int | None = None) -> dict[
     return {status: count for status, count in session.execute(query)}
 
 
-def scheduler_lead(session: Session) -> Leader | None:
-    """Which scheduler leads the scaled mode's background work, and until when it holds the lead
-    unless it renews it; None when none has ever run."""
-    return session.get(Leader, SCHEDULER_JOB)
+def scheduler_silence(session: Session, now: datetime) -> tuple[bool, datetime | None]:
+    """Whether no scheduler runs in the scaled mode — none ever ran, or the last one's lead
+    lapsed `SCHEDULER_SILENT_AFTER` ago — and until when the last lead held (None: never)."""
+    lead = session.get(Leader, SCHEDULER_JOB)
+    until = lead.until if lead is not None else None
+    return until is None or until <= now - SCHEDULER_SILENT_AFTER, until
 
 
 def dead_deliveries(session: Session) -> dict[int, int]:
