@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
 
-from .conftest import MECHANICS, Api
+from complaintflow.app import create_app, services
+
+from .conftest import BUNDLED, MECHANICS, PG_ADMIN_URL, Api, _settings
 
 INTAKE = {"data": {"name": "陳太太", "text": "大堂燈不亮"}}
 
@@ -221,6 +224,23 @@ def test_only_admins_cancel_and_retry(mech_api: Api) -> None:
 def test_healthz_answers(mech_api: Api) -> None:
     response = mech_api.client.get("/healthz")
     assert response.status_code == 200 and response.get_json() == {"status": "ok"}
+
+
+@pytest.mark.parametrize(
+    "broker_url", [None, "redis://127.0.0.1:6379/12"], ids=["embedded", "scaled"]
+)
+def test_healthz_is_503_when_the_database_does_not_answer(
+    broker_url: str | None, tmp_path: Path
+) -> None:
+    # Scaled out, the scheduler's lead read stands in for the ping: a failing read is a 503 too.
+    missing = PG_ADMIN_URL.rsplit("/", 1)[0] + "/complaintflow_no_such_database"
+    app = create_app(_settings(tmp_path, missing, BUNDLED, broker_url=broker_url))
+    try:
+        response = app.test_client().get("/healthz")
+    finally:
+        services(app).store.dispose()
+    assert response.status_code == 503
+    assert response.get_json() == {"status": "unavailable", "error": "OperationalError"}
 
 
 def test_unknown_api_paths_answer_json(mech_api: Api) -> None:
