@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 
 from complaintflow.app import services
+from complaintflow.audit import verify
 from complaintflow.chain import event_hash
 from complaintflow.engine import queries
 from complaintflow.engine.history import Draft
@@ -129,6 +130,53 @@ def test_the_next_step_reuses_the_workflow_saved_here_unless_the_row_moved_on(
     mech.engine.complete(ready(mech, moved)[0].id, {"solved": False}, "desk")
     assert len(restored) == 1
     assert [t.bpmn_id for t in ready(mech, kept)] == [t.bpmn_id for t in ready(mech, moved)]
+
+
+def test_a_task_the_last_step_here_made_ready_completes_with_no_read(mech: Services) -> None:
+    # That step's row is kept with its workflow: completing the task sends only the writes,
+    # and the version check on the instance row stands in for the read.
+    instance_id = start(mech)
+    task = ready(mech, instance_id)[0]
+    sent: list[str] = []
+
+    def listen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        sent.append(statement)
+
+    sa_event.listen(mech.store.engine, "before_cursor_execute", listen)
+    try:
+        done = mech.engine.complete(task.id, {"solved": False}, "desk")
+    finally:
+        sa_event.remove(mech.store.engine, "before_cursor_execute", listen)
+    assert [s for s in sent if not s.lstrip().upper().startswith(("UPDATE", "INSERT"))] == []
+    assert [t["name"] for t in done["next_tasks"]] == ["主管檢查"]
+    assert actions(mech, instance_id).count("task.completed") == 1
+
+
+def test_a_complaint_moved_on_in_another_process_is_read_again_before_completing(
+    mech: Services,
+) -> None:
+    # This process kept each task below as free to take; another one (the same database, its
+    # own memory) has claimed or completed it since.
+    other = Services.build(mech.settings)
+    try:
+        claimed, completed = start(mech), start(mech)
+        claimed_task, completed_task = ready(mech, claimed)[0], ready(mech, completed)[0]
+        other.engine.claim(claimed_task.id, "desk2")
+        other.engine.complete(completed_task.id, {"solved": False}, "desk2")
+        with pytest.raises(Conflict, match="claimed by desk2"):
+            mech.engine.complete(claimed_task.id, {"solved": True}, "desk")
+        with pytest.raises(Conflict, match="already completed by desk2"):
+            mech.engine.complete(completed_task.id, {"solved": True}, "desk")
+        # Nothing of the refused attempts was written.
+        assert actions(mech, claimed)[-2:] == ["task.ready", "task.claimed"]
+        assert actions(mech, completed).count("task.completed") == 1
+        assert instance(mech, completed).status == "running"
+        assert verify(mech.store).intact
+        # And the claimant completes it here.
+        mech.engine.complete(claimed_task.id, {"solved": True}, "desk2")
+        assert instance(mech, claimed).status == "completed"
+    finally:
+        other.store.dispose()
 
 
 def test_states_are_kept_in_the_format_the_codec_was_written_for(mech: Services) -> None:

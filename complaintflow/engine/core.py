@@ -34,7 +34,7 @@ from . import queries
 from .admin import AdminActs, MigrationActs
 from .deadlines import DeadlineActs
 from .history import Draft
-from .runtime import StateCodec, WorkflowCache
+from .runtime import Kept, StateCodec, WorkflowCache
 from .steps import Step, write_instance
 from .versions import VersionActs
 
@@ -177,7 +177,9 @@ class Engine(AdminActs, DeadlineActs, MigrationActs, VersionActs):
                 updated_at=now,
                 lock_version=0,
                 language=language,
-                record=None,  # none yet, and known: the record handler does not read it back
+                # None yet, and known: the record handler and the next step do not read them back.
+                record=None,
+                completed_at=None,
             )
             session.add(instance)
             session.flush()
@@ -270,6 +272,12 @@ class Engine(AdminActs, DeadlineActs, MigrationActs, VersionActs):
         complaint as the step left it (`queries.outcome`), read in the step's own transaction.
         `may_work(role)` says whether the actor holds the task's role: checked there too,
         before whether the task is still ready."""
+        kept = self.workflows.take_task(task_id, may_work)
+        if kept is not None:
+            try:
+                return self._complete(task_id, data, actor, files, may_work, kept)
+            except StaleInstance:
+                pass  # the complaint moved on elsewhere since: read it
         return _retry_when_stale(lambda: self._complete(task_id, data, actor, files, may_work))
 
     def _complete(
@@ -279,12 +287,15 @@ class Engine(AdminActs, DeadlineActs, MigrationActs, VersionActs):
         actor: str,
         files: Sequence[StoredFile],
         may_work: Callable[[str], bool] | None,
+        kept: Kept | None = None,
     ) -> dict[str, Any]:
         with self.store.write() as session:
-            row = self._ready_task(session, task_id, actor, may_work=may_work)
-            instance = row.instance
+            if kept is None:
+                instance = self._ready_task(session, task_id, actor, may_work=may_work).instance
+            else:  # the row as this process's last step of it left it, with no read
+                instance = session.merge(kept.instance, load=False)
             step = self._step(session, instance, actor, utcnow())
-            workflow = step.load()
+            workflow = step.load(kept.workflow if kept is not None else None)
             task = workflow.get_task_from_id(UUID(task_id))
             if task is None or task.state != TaskState.READY:
                 raise Conflict("this task is no longer waiting for anyone; nothing was changed")

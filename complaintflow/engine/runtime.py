@@ -12,6 +12,7 @@ import threading
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -24,6 +25,7 @@ from SpiffWorkflow.bpmn.serializer.workflow import VERSION as SERIALIZER_VERSION
 from SpiffWorkflow.spiff.serializer import DEFAULT_CONFIG
 
 from ..diagrams import CompiledDiagram
+from ..models import Instance
 from ..sandbox import SandboxEnvironment
 
 # Call(task, handler name, evaluated parameters) -> JSON-able result
@@ -68,31 +70,68 @@ class _SpeclessConverter(BpmnWorkflowConverter):
         return workflow
 
 
+@dataclass
+class Kept:
+    """A step's result as it committed: the row version it wrote, the workflow, the instance row
+    (detached, as the step left it) and the human tasks the step made ready, with their roles:
+    at that version nobody has claimed them."""
+
+    version: int
+    workflow: BpmnWorkflow
+    instance: Instance
+    fresh: dict[str, str]
+
+
 class WorkflowCache:
     """Restored workflows kept in memory between steps, by instance and row version: the next
-    step of a complaint this process just moved does not restore its state again.
+    step of a complaint this process just moved does not restore its state again, nor, when it
+    completes a task that step made ready, read the row again (`take_task`).
 
-    A step takes its workflow out (`take`) and changes it; only once the step has committed is
-    the changed workflow put back under the new row version. A step that fails leaves nothing
-    here, and a row moved on by another process no longer matches its version: restored then.
+    A step takes its workflow out and changes it; only once the step has committed is the
+    changed workflow put back under the new row version. A step that fails leaves nothing here,
+    and a row moved on by another process no longer matches its version: restored then, and a
+    step that took its row from here is refused by the version check when it saves.
     """
 
     def __init__(self, size: int = 256) -> None:
         self._size = size
-        self._kept: OrderedDict[int, tuple[int, BpmnWorkflow]] = OrderedDict()
+        self._kept: OrderedDict[int, Kept] = OrderedDict()
+        self._tasks: dict[str, int] = {}  # fresh task id -> its instance id
         self._lock = threading.Lock()
 
     def take(self, instance_id: int, version: int) -> BpmnWorkflow | None:
         with self._lock:
-            kept = self._kept.pop(instance_id, None)
-        return kept[1] if kept is not None and kept[0] == version else None
+            kept = self._pop(instance_id)
+        return kept.workflow if kept is not None and kept.version == version else None
 
-    def put(self, instance_id: int, version: int, workflow: BpmnWorkflow) -> None:
+    def take_task(self, task_id: str, may_work: Callable[[str], bool] | None) -> Kept | None:
+        """What the step that made task `task_id` ready left, if that was the instance's last
+        step in this process and `may_work` allows the task's role (else the caller reads the
+        row, and refuses from there)."""
         with self._lock:
-            self._kept[instance_id] = (version, workflow)
-            self._kept.move_to_end(instance_id)
+            instance_id = self._tasks.get(task_id)
+            if instance_id is None:
+                return None
+            role = self._kept[instance_id].fresh[task_id]
+            if may_work is not None and not may_work(role):
+                return None
+            return self._pop(instance_id)
+
+    def put(self, kept: Kept) -> None:
+        instance_id = kept.instance.id
+        with self._lock:
+            self._pop(instance_id)
+            self._kept[instance_id] = kept
+            self._tasks.update(dict.fromkeys(kept.fresh, instance_id))
             while len(self._kept) > self._size:
-                self._kept.popitem(last=False)
+                self._pop(next(iter(self._kept)))
+
+    def _pop(self, instance_id: int) -> Kept | None:
+        kept = self._kept.pop(instance_id, None)
+        if kept is not None:
+            for task_id in kept.fresh:
+                del self._tasks[task_id]
+        return kept
 
 
 class StateCodec:

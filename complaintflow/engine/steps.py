@@ -34,7 +34,7 @@ from ..handlers import HandlerContext, HandlerRegistry
 from ..models import Attachment, Event, Instance, Task
 from ..notices import WEBHOOK_EVENTS, Occasion, Subscribers
 from .history import Draft, StepTrace, diff, due_at, next_timer_at, snapshot
-from .runtime import StateCodec, WorkflowCache
+from .runtime import Kept, StateCodec, WorkflowCache
 
 INSTANCES, TASKS, EVENTS = (cast(Table, m.__table__) for m in (Instance, Task, Event))
 # Built once: constructing a statement costs more than running it on the hot path. The INSERTs
@@ -145,8 +145,11 @@ class Step:
 
     # -- running ------------------------------------------------------------------------
 
-    def load(self) -> BpmnWorkflow:
-        kept = self.workflows.take(self.instance.id, self.instance.lock_version)
+    def load(self, kept: BpmnWorkflow | None = None) -> BpmnWorkflow:
+        """The instance's workflow: `kept` (from the cache, taken by the caller), or kept here
+        at the row's version, or else restored from the state."""
+        if kept is None:
+            kept = self.workflows.take(self.instance.id, self.instance.lock_version)
         if kept is not None:
             return self.codec.bind(kept, self.call)
         return self.codec.loads(self.instance.state, self.diagram, self.call)
@@ -198,8 +201,9 @@ class Step:
             self.waiting = [Task(**row) for row in ready]
         self._publish(changes.events)
         if status == "running" and self.move_to is None:
-            kept = (instance.id, instance.lock_version, workflow)
-            after_commit(self.session, lambda: self.workflows.put(*kept))
+            fresh = {row["id"]: row["role"] for row in ready}
+            kept = Kept(instance.lock_version, workflow, instance, fresh)
+            after_commit(self.session, lambda: self.workflows.put(kept))
 
     def _publish(self, events: list[Draft]) -> None:
         """Other systems' subscriptions hear of what this step did, with the step."""
