@@ -14,6 +14,7 @@ from ..app import services
 from ..bootstrap import initialise
 from ..config import Settings
 from ..errors import ComplaintflowError
+from ..heap import set_start_up_aside
 from ..outages import first_line
 from . import main
 
@@ -50,6 +51,7 @@ def serve(host: str, port: int, threads: int) -> None:
         f"{services().store.engine.url.render_as_string(hide_password=True)}"
         + ("; background work: `complaintflow scheduler` and workers)" if scaled else ")")
     )
+    set_start_up_aside()
     try:
         waitress_serve(app, host=host, port=port, threads=threads, ident="complaintflow")
     finally:
