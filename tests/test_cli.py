@@ -14,7 +14,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import column, select, table, update
 
 from complaintflow.errors import Unauthorized
 from complaintflow.models import AuditEntry
@@ -23,6 +23,8 @@ from complaintflow.services import Services
 from .complaints import Complaint
 from .conftest import BUNDLED, _settings
 from .test_versions import with_photo_step
+
+ALEMBIC_VERSION = table("alembic_version", column("version_num"))
 
 ROLES = {
     "clerk",
@@ -236,6 +238,22 @@ def test_bad_configuration_is_one_line(cli) -> None:
 def test_an_unreachable_database_is_one_line(cli) -> None:
     down = cli("roles", COMPLAINTFLOW_DATABASE_URL="postgresql://postgres@127.0.0.1:1/none")
     assert refused(down).startswith("error: the database does not answer")
+
+
+def test_serve_refuses_a_database_not_at_this_versions_schema(
+    cli, staff: Services, tmp_path: Path
+) -> None:
+    # Served, such a database fails every request and every background round, in tracebacks.
+    empty = cli("serve", COMPLAINTFLOW_DATABASE_URL=f"sqlite:///{tmp_path / 'empty.db'}")
+    assert refused(empty) == "error: the database is not set up yet: run `complaintflow init` first"
+    with staff.store.engine.begin() as connection:
+        connection.execute(update(ALEMBIC_VERSION).values(version_num="0010"))
+    older = refused(cli("serve"))
+    assert older.endswith("(0010): run `complaintflow init` to upgrade it"), older
+    with staff.store.engine.begin() as connection:
+        connection.execute(update(ALEMBIC_VERSION).values(version_num="9999_from_the_future"))
+    newer = refused(cli("serve"))
+    assert newer.endswith("(schema 9999_from_the_future): run that version"), newer
 
 
 def test_instances_commands_refuse_what_does_not_exist(cli) -> None:

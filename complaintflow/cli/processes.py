@@ -15,6 +15,7 @@ from ..bootstrap import initialise
 from ..config import Settings
 from ..errors import ComplaintflowError
 from ..heap import set_start_up_aside
+from ..migrations import require_current
 from ..outages import first_line
 from . import main
 
@@ -41,6 +42,7 @@ def serve(host: str, port: int, threads: int) -> None:
 
     from ..background import loops
 
+    require_current(services().store)
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     scaled = services().settings.scaled
     running = [] if scaled else loops(services())
