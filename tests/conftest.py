@@ -11,6 +11,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from playwright.sync_api import Browser, Playwright, sync_playwright
+from sqlalchemy import event
 
 from complaintflow import create_app
 from complaintflow.app import services
@@ -47,6 +49,22 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-sync",
 ]
+
+
+@contextmanager
+def statements(svc: Services) -> Iterator[list[str]]:
+    """The SQL the services send while the block runs, in order."""
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, sql: str, *_args: Any) -> None:
+        seen.append(sql)
+
+    event.listen(svc.store.engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(svc.store.engine, "before_cursor_execute", record)
+
 
 # Complainants whose call to the test handler fails, as an unreachable outside system would.
 FLAKY_FOR: set[str] = set()

@@ -27,7 +27,7 @@ from complaintflow.errors import Conflict, InvalidData, StaleInstance
 from complaintflow.models import ComplaintRecord, Event, Instance, Notification, Task
 from complaintflow.services import Services
 
-from .conftest import FLAKY_FOR, MECHANICS, REPO_ROOT
+from .conftest import FLAKY_FOR, MECHANICS, REPO_ROOT, statements
 
 
 @pytest.fixture
@@ -137,19 +137,40 @@ def test_a_task_the_last_step_here_made_ready_completes_with_no_read(mech: Servi
     # and the version check on the instance row stands in for the read.
     instance_id = start(mech)
     task = ready(mech, instance_id)[0]
-    sent: list[str] = []
-
-    def listen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        sent.append(statement)
-
-    sa_event.listen(mech.store.engine, "before_cursor_execute", listen)
-    try:
+    with pytest.raises(InvalidData):  # a refused form changes nothing, what is kept included
+        mech.engine.complete(task.id, {"solved": "perhaps"}, "desk")
+    with statements(mech) as sent:
         done = mech.engine.complete(task.id, {"solved": False}, "desk")
-    finally:
-        sa_event.remove(mech.store.engine, "before_cursor_execute", listen)
-    assert [s for s in sent if not s.lstrip().upper().startswith(("UPDATE", "INSERT"))] == []
+    assert reads(sent) == []
     assert [t["name"] for t in done["next_tasks"]] == ["主管檢查"]
     assert actions(mech, instance_id).count("task.completed") == 1
+
+
+def reads(sent: list[str]) -> list[str]:
+    return [s for s in sent if not s.lstrip().upper().startswith(("UPDATE", "INSERT"))]
+
+
+def test_taking_a_task_here_keeps_it_completable_with_no_read_by_the_taker_only(
+    mech: Services,
+) -> None:
+    instance_id = start(mech)
+    task = ready(mech, instance_id)[0]
+    mech.engine.claim(task.id, "desk")
+    with pytest.raises(Conflict, match="claimed by desk"):
+        mech.engine.complete(task.id, {"solved": False}, "desk2")
+    assert actions(mech, instance_id)[-1] == "task.claimed"
+    with statements(mech) as sent:
+        mech.engine.complete(task.id, {"solved": False}, "desk")
+    assert reads(sent) == []
+    # Given back, it is anyone's again, still with no read.
+    task = ready(mech, instance_id)[0]
+    mech.engine.claim(task.id, "boss1")
+    mech.engine.claim(task.id, "boss1", release=True)
+    with statements(mech) as sent:
+        mech.engine.complete(task.id, {"verdict": "fixed"}, "boss2")
+    assert reads(sent) == []
+    assert instance(mech, instance_id).status == "completed"
+    assert verify(mech.store).intact
 
 
 def test_a_complaint_moved_on_in_another_process_is_read_again_before_completing(
@@ -316,6 +337,20 @@ def test_a_due_timer_fires_and_escalates(make_app: Callable[..., Flask]) -> None
         assert record.escalations == 1
     assert [t.id for t in ready(svc, instance_id)] == [task.id]  # the work goes on
     assert instance(svc, instance_id).next_timer_at is None
+
+
+def test_a_task_waiting_through_a_timers_step_here_completes_with_no_read(
+    make_app: Callable[..., Flask],
+) -> None:
+    svc = services(make_app(MECHANICS, sla_overrides={"mechanics": {"handle": "PT1S"}}))
+    instance_id = start(svc)
+    task = ready(svc, instance_id)[0]
+    time.sleep(1.1)
+    assert svc.engine.fire_due_timers() == 1  # escalates; the task waits on
+    with statements(svc) as sent:
+        svc.engine.complete(task.id, {"solved": False}, "desk")
+    assert reads(sent) == []
+    assert [t.bpmn_id for t in ready(svc, instance_id)] == ["check"]
 
 
 def test_cancel_closes_the_open_tasks(mech: Services) -> None:

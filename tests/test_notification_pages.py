@@ -4,15 +4,13 @@ lists them (to one's roles and to oneself) and clears the badge, and "How to rea
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from html import unescape
 from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from complaintflow.accounts import Contact
 from complaintflow.bootstrap import demo_password
@@ -21,6 +19,7 @@ from complaintflow.models import AuditEntry, Notification, User, utcnow
 from complaintflow.services import Services
 
 from .complaints import Complaint
+from .conftest import statements
 from .test_pages import Page
 
 NOTIFY_TECHNICIAN = "立即通知機電人員"  # the facility step that tells the technicians
@@ -146,20 +145,6 @@ def test_the_page_shows_the_newest_hundred(app: Flask, svc: Services) -> None:
     assert len(listed) == 100
     assert "A deadline passed" in listed[0] and "New complaint" in listed[1]
     assert "the newest 100 are shown" in page.html
-
-
-@contextmanager
-def statements(svc: Services) -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, sql: str, *_args: Any) -> None:
-        seen.append(sql)
-
-    event.listen(svc.store.engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(svc.store.engine, "before_cursor_execute", record)
 
 
 def test_the_badge_costs_one_query_per_page(app: Flask, svc: Services) -> None:

@@ -23,9 +23,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
 from ..attachments import StoredFile
-from ..db import Store
+from ..db import Store, after_commit
 from ..diagrams import CompiledDiagram, compile_diagram, parse_xml
-from ..errors import ComplaintflowError, Conflict, Forbidden, NotFound, StaleInstance
+from ..errors import (
+    ComplaintflowError,
+    Conflict,
+    Forbidden,
+    InvalidData,
+    NotFound,
+    StaleInstance,
+)
 from ..handlers import HandlerRegistry
 from ..models import Instance, IntakeRequest, ProcedureVersion, Task, utcnow
 from ..notices import Subscribers
@@ -34,7 +41,7 @@ from . import queries
 from .admin import AdminActs, MigrationActs
 from .deadlines import DeadlineActs
 from .history import Draft
-from .runtime import Kept, StateCodec, WorkflowCache
+from .runtime import Kept, StateCodec, Waiting, WorkflowCache
 from .steps import Step, write_instance
 from .versions import VersionActs
 
@@ -272,7 +279,7 @@ class Engine(AdminActs, DeadlineActs, MigrationActs, VersionActs):
         complaint as the step left it (`queries.outcome`), read in the step's own transaction.
         `may_work(role)` says whether the actor holds the task's role: checked there too,
         before whether the task is still ready."""
-        kept = self.workflows.take_task(task_id, may_work)
+        kept = self.workflows.take_task(task_id, actor, may_work)
         if kept is not None:
             try:
                 return self._complete(task_id, data, actor, files, may_work, kept)
@@ -295,11 +302,16 @@ class Engine(AdminActs, DeadlineActs, MigrationActs, VersionActs):
             else:  # the row as this process's last step of it left it, with no read
                 instance = session.merge(kept.instance, load=False)
             step = self._step(session, instance, actor, utcnow())
-            workflow = step.load(kept.workflow if kept is not None else None)
+            workflow = step.load(kept)
             task = workflow.get_task_from_id(UUID(task_id))
             if task is None or task.state != TaskState.READY:
                 raise Conflict("this task is no longer waiting for anyone; nothing was changed")
-            submitted = step.diagram.validator_for(task.task_spec).clean(data)
+            try:
+                submitted = step.diagram.validator_for(task.task_spec).clean(data)
+            except InvalidData:
+                if kept is not None:  # refused before anything changed: still as committed
+                    self.workflows.put(kept)
+                raise
             step.submitted(task.id, submitted, step.attach(files, task_id, False))
 
             def finish(_: BpmnWorkflow) -> None:
@@ -358,15 +370,21 @@ class Engine(AdminActs, DeadlineActs, MigrationActs, VersionActs):
                 return _Claim(row.instance_id, changed=False)
             now = utcnow()
             action = "task.released" if release else "task.claimed"
+            instance = row.instance
+            kept = self.workflows.take(instance.id, instance.lock_version)
             # The instance row first, as every step does: one lock order, no deadlock.
             write_instance(
                 session,
-                row.instance,
-                row.instance.lock_version,
+                instance,
+                instance.lock_version,
                 [Draft(now, actor, action, row.bpmn_id, row.name)],
                 {"updated_at": now},
             )
             row.assignee = None if release else actor
+            if kept is not None:  # kept at the version just written: taking a task is no step
+                ready = {**kept.ready, task_id: Waiting(row.role, row.assignee)}
+                kept = Kept(instance.lock_version, kept.workflow, instance, ready)
+                after_commit(session, partial(self.workflows.put, kept))
             return _Claim(row.instance_id, changed=True)
 
     def _read(self, instance: Instance) -> BpmnWorkflow:

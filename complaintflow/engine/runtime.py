@@ -13,7 +13,7 @@ import zlib
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
@@ -70,22 +70,30 @@ class _SpeclessConverter(BpmnWorkflowConverter):
         return workflow
 
 
+class Waiting(NamedTuple):
+    """A human task ready at a kept version: its role, and who had taken it (None: nobody)."""
+
+    role: str
+    assignee: str | None
+
+
 @dataclass
 class Kept:
-    """A step's result as it committed: the row version it wrote, the workflow, the instance row
-    (detached, as the step left it) and the human tasks the step made ready, with their roles:
-    at that version nobody has claimed them."""
+    """A complaint as this process's last change of it committed: the row version written, the
+    workflow, the instance row (detached, as written) and the human tasks ready at that version
+    that the process knows of, with their roles and takers."""
 
     version: int
     workflow: BpmnWorkflow
     instance: Instance
-    fresh: dict[str, str]
+    ready: dict[str, Waiting]
 
 
 class WorkflowCache:
     """Restored workflows kept in memory between steps, by instance and row version: the next
-    step of a complaint this process just moved does not restore its state again, nor, when it
-    completes a task that step made ready, read the row again (`take_task`).
+    step of a complaint this process just moved (or whose task it just took or gave back) does
+    not restore its state again, nor, when it completes a task known ready then, read the row
+    again (`take_task`).
 
     A step takes its workflow out and changes it; only once the step has committed is the
     changed workflow put back under the new row version. A step that fails leaves nothing here,
@@ -96,24 +104,28 @@ class WorkflowCache:
     def __init__(self, size: int = 256) -> None:
         self._size = size
         self._kept: OrderedDict[int, Kept] = OrderedDict()
-        self._tasks: dict[str, int] = {}  # fresh task id -> its instance id
+        self._tasks: dict[str, int] = {}  # a kept ready task's id -> its instance id
         self._lock = threading.Lock()
 
-    def take(self, instance_id: int, version: int) -> BpmnWorkflow | None:
+    def take(self, instance_id: int, version: int) -> Kept | None:
         with self._lock:
             kept = self._pop(instance_id)
-        return kept.workflow if kept is not None and kept.version == version else None
+        return kept if kept is not None and kept.version == version else None
 
-    def take_task(self, task_id: str, may_work: Callable[[str], bool] | None) -> Kept | None:
-        """What the step that made task `task_id` ready left, if that was the instance's last
-        step in this process and `may_work` allows the task's role (else the caller reads the
-        row, and refuses from there)."""
+    def take_task(
+        self, task_id: str, actor: str, may_work: Callable[[str], bool] | None
+    ) -> Kept | None:
+        """What this process's last change of the complaint left, if task `task_id` was ready
+        then and `actor` may complete it: `may_work` allows its role and nobody else had taken
+        it (else the caller reads the row, and refuses from there)."""
         with self._lock:
             instance_id = self._tasks.get(task_id)
             if instance_id is None:
                 return None
-            role = self._kept[instance_id].fresh[task_id]
-            if may_work is not None and not may_work(role):
+            waiting = self._kept[instance_id].ready[task_id]
+            if may_work is not None and not may_work(waiting.role):
+                return None
+            if waiting.assignee not in (None, actor):
                 return None
             return self._pop(instance_id)
 
@@ -122,14 +134,14 @@ class WorkflowCache:
         with self._lock:
             self._pop(instance_id)
             self._kept[instance_id] = kept
-            self._tasks.update(dict.fromkeys(kept.fresh, instance_id))
+            self._tasks.update(dict.fromkeys(kept.ready, instance_id))
             while len(self._kept) > self._size:
                 self._pop(next(iter(self._kept)))
 
     def _pop(self, instance_id: int) -> Kept | None:
         kept = self._kept.pop(instance_id, None)
         if kept is not None:
-            for task_id in kept.fresh:
+            for task_id in kept.ready:
                 del self._tasks[task_id]
         return kept
 

@@ -34,7 +34,7 @@ from ..handlers import HandlerContext, HandlerRegistry
 from ..models import Attachment, Event, Instance, Task
 from ..notices import WEBHOOK_EVENTS, Occasion, Subscribers
 from .history import Draft, StepTrace, diff, due_at, next_timer_at, snapshot
-from .runtime import Kept, StateCodec, WorkflowCache
+from .runtime import Kept, StateCodec, Waiting, WorkflowCache
 
 INSTANCES, TASKS, EVENTS = (cast(Table, m.__table__) for m in (Instance, Task, Event))
 # Built once: constructing a statement costs more than running it on the hot path. The INSERTs
@@ -76,6 +76,8 @@ class Step:
         self.waiting: list[Task] | None = None
         self.trace = StepTrace(actor=self.actor)
         self.expected_version = self.instance.lock_version
+        # The human tasks ready before the step, as far as this process knows (`Kept.ready`).
+        self.known_ready: dict[str, Waiting] = {}
 
     # -- the service call SpiffWorkflow makes for a service task --------------------------
 
@@ -145,13 +147,14 @@ class Step:
 
     # -- running ------------------------------------------------------------------------
 
-    def load(self, kept: BpmnWorkflow | None = None) -> BpmnWorkflow:
+    def load(self, kept: Kept | None = None) -> BpmnWorkflow:
         """The instance's workflow: `kept` (from the cache, taken by the caller), or kept here
         at the row's version, or else restored from the state."""
         if kept is None:
             kept = self.workflows.take(self.instance.id, self.instance.lock_version)
         if kept is not None:
-            return self.codec.bind(kept, self.call)
+            self.known_ready = kept.ready
+            return self.codec.bind(kept.workflow, self.call)
         return self.codec.loads(self.instance.state, self.diagram, self.call)
 
     def new_workflow(self) -> BpmnWorkflow:
@@ -201,8 +204,13 @@ class Step:
             self.waiting = [Task(**row) for row in ready]
         self._publish(changes.events)
         if status == "running" and self.move_to is None:
-            fresh = {row["id"]: row["role"] for row in ready}
-            kept = Kept(instance.lock_version, workflow, instance, fresh)
+            still = {
+                task_id: waiting
+                for task_id, waiting in self.known_ready.items()
+                if _is_ready(workflow, task_id)
+            }
+            made = {row["id"]: Waiting(row["role"], None) for row in ready}
+            kept = Kept(instance.lock_version, workflow, instance, still | made)
             after_commit(self.session, lambda: self.workflows.put(kept))
 
     def _publish(self, events: list[Draft]) -> None:
@@ -285,6 +293,11 @@ def _update_instance(columns: tuple[str, ...]) -> Update:
 
 def _prefixed(values: dict[str, Any]) -> dict[str, Any]:
     return {f"new_{name}": value for name, value in values.items()}
+
+
+def _is_ready(workflow: BpmnWorkflow, task_id: str) -> bool:
+    task = workflow.get_task_from_id(uuid.UUID(task_id))
+    return task is not None and task.state == TaskState.READY
 
 
 def write_instance(
