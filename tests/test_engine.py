@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import pytest
 from flask import Flask
@@ -99,6 +100,28 @@ def test_invalid_completion_keeps_the_task_ready(mech: Services) -> None:
     }
     assert instance(mech, instance_id).lock_version == before
     assert [t.id for t in ready(mech, instance_id)] == [task.id]
+
+
+def test_what_a_task_sees_is_read_off_the_workflow_kept_here_as_a_copy(
+    mech: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    instance_id = start(mech, text="燈不亮")
+    task = ready(mech, instance_id)[0]
+    with mech.store.read() as session:
+        row = session.get(Instance, instance_id)
+        assert row is not None
+        restored = mech.engine.codec.loads(row.state, mech.engine.diagram(row.version), None)
+    monkeypatch.setattr(mech.engine.codec, "loads", None)  # restoring would fail the test
+    with mech.store.read() as session:
+        row = session.get(Instance, instance_id)
+        assert row is not None
+        seen = mech.engine.task_data(row, task.id)
+        assert seen == dict(restored.get_task_from_id(UUID(task.id)).data)
+        assert seen["text"] == "燈不亮"
+        seen["text"] = "changed by the reader"
+        assert mech.engine.task_data(row, task.id)["text"] == "燈不亮"
+        assert mech.engine.instance_data(row) == dict(restored.last_task.data)
+    mech.engine.complete(task.id, {"solved": True}, "desk")  # the kept workflow is intact
 
 
 def test_a_task_completes_once(mech: Services) -> None:

@@ -6,6 +6,7 @@ The web layer and the CLI call these; they never see a SpiffWorkflow object.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import re
 import threading
@@ -387,19 +388,31 @@ class Engine(AdminActs, DeadlineActs, MigrationActs, VersionActs):
                 after_commit(session, partial(self.workflows.put, kept))
             return _Claim(row.instance_id, changed=True)
 
-    def _read(self, instance: Instance) -> BpmnWorkflow:
+    def _read(self, instance: Instance, find: Callable[[BpmnWorkflow], T]) -> T:
+        """What `find` reads off the instance's workflow as last saved: the one kept here if it
+        is at the row's version, else one restored from the state. `find` returns a copy."""
+        found = self.workflows.look(instance.id, instance.lock_version, find)
+        if found is not None:
+            return found
+
         def refuse(*_: Any) -> dict[str, Any]:
             raise RuntimeError("reading an instance must not call services")
 
-        return self.codec.loads(instance.state, self.diagram(instance.version), refuse)
+        return find(self.codec.loads(instance.state, self.diagram(instance.version), refuse))
 
     def task_data(self, instance: Instance, task_id: str) -> dict[str, Any]:
         """The data a task sees: the complaint's facts so far."""
-        task = self._read(instance).get_task_from_id(UUID(task_id))
-        return dict(task.data) if task is not None else {}
+
+        def data(workflow: BpmnWorkflow) -> dict[str, Any]:
+            task = workflow.get_task_from_id(UUID(task_id))
+            return copy.deepcopy(task.data) if task is not None else {}
+
+        return self._read(instance, data)
 
     def instance_data(self, instance: Instance) -> dict[str, Any]:
         """The data as the last step left it."""
-        workflow = self._read(instance)
-        last = workflow.last_task or workflow.task_tree
-        return dict(last.data)
+
+        def data(workflow: BpmnWorkflow) -> dict[str, Any]:
+            return copy.deepcopy((workflow.last_task or workflow.task_tree).data)
+
+        return self._read(instance, data)

@@ -13,7 +13,7 @@ import zlib
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 from uuid import UUID
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
@@ -27,6 +27,8 @@ from SpiffWorkflow.spiff.serializer import DEFAULT_CONFIG
 from ..diagrams import CompiledDiagram
 from ..models import Instance
 from ..sandbox import SandboxEnvironment
+
+T = TypeVar("T")
 
 # Call(task, handler name, evaluated parameters) -> JSON-able result
 ServiceCall = Callable[[Any, str, dict[str, Any]], dict[str, Any]]
@@ -111,6 +113,13 @@ class WorkflowCache:
         with self._lock:
             kept = self._pop(instance_id)
         return kept if kept is not None and kept.version == version else None
+
+    def look(self, instance_id: int, version: int, find: Callable[[BpmnWorkflow], T]) -> T | None:
+        """`find(workflow)` on the workflow kept at `version`, if one is, without taking it out:
+        under the lock, as no step changes a workflow before taking it out."""
+        with self._lock:
+            kept = self._kept.get(instance_id)
+            return find(kept.workflow) if kept is not None and kept.version == version else None
 
     def take_task(
         self, task_id: str, actor: str, may_work: Callable[[str], bool] | None
