@@ -96,6 +96,27 @@ def test_postgresql_keeps_prepared_statements_across_reads_and_writes(
     assert "FROM users" in kept
 
 
+def test_a_sqlite_writer_takes_the_write_lock_as_it_begins(tmp_path: Path) -> None:
+    # A writer that began DEFERRED and read first could find another process holding the lock
+    # when it came to write, and fail there; readers take no lock.
+    url = f"sqlite:///{tmp_path / 'cf.db'}"
+    store = Store(Settings(home=tmp_path, database_url=url, secret_key="test"))
+    sent: list[str] = []
+
+    @event.listens_for(store.engine, "connect")
+    def _trace(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.set_trace_callback(sent.append)  # what reaches SQLite, BEGIN included
+
+    try:
+        with store.write() as session:
+            session.execute(text("SELECT 1"))
+        with store.read() as session:
+            session.execute(text("SELECT 2"))
+    finally:
+        store.dispose()
+    assert sent == ["BEGIN IMMEDIATE", "SELECT 1", "COMMIT", "BEGIN DEFERRED", "SELECT 2", "COMMIT"]
+
+
 def test_postgresql_runs_a_lone_read_as_one_round_trip(pg_url: str, tmp_path: Path) -> None:
     # `rows` (who is calling, on every request) sends its statement alone: no BEGIN before it
     # and no COMMIT after it, two round trips fewer. The server's transaction status after the
