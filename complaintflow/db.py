@@ -7,6 +7,7 @@ with SQLITE_BUSY instead of waiting when another writer got there first.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -112,6 +113,21 @@ def after_commit(session: Session, callback: Callable[[], None]) -> None:
 def _run_after_commit(session: Session) -> None:
     for callback in session.info.pop(_AFTER_COMMIT, ()):
         callback()
+
+
+class _FailedBatch(logging.Filter):
+    """psycopg warns when it cannot end a batch because a statement in it failed: that failure
+    is raised from the batch and handled (a conflict is refused, and nothing of the batch is
+    written), so the warning only says it again, in an operator's log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (
+            record.msg == "error ignored terminating %r: %s"
+            and str(record.args[-1] if isinstance(record.args, tuple) else "") == "pipeline aborted"
+        )
+
+
+logging.getLogger("psycopg").addFilter(_FailedBatch())
 
 
 @contextmanager

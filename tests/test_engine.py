@@ -3,6 +3,7 @@ handlers and retry, timers, cancelling, versions, and the history chain."""
 
 from __future__ import annotations
 
+import logging
 import shutil
 import threading
 import time
@@ -197,10 +198,11 @@ def test_taking_a_task_here_keeps_it_completable_with_no_read_by_the_taker_only(
 
 
 def test_a_complaint_moved_on_in_another_process_is_read_again_before_completing(
-    mech: Services,
+    mech: Services, caplog: pytest.LogCaptureFixture
 ) -> None:
     # This process kept each task below as free to take; another one (the same database, its
     # own memory) has claimed or completed it since.
+    caplog.set_level(logging.WARNING)
     other = Services.build(mech.settings)
     try:
         claimed, completed = start(mech), start(mech)
@@ -219,6 +221,8 @@ def test_a_complaint_moved_on_in_another_process_is_read_again_before_completing
         # And the claimant completes it here.
         mech.engine.complete(claimed_task.id, {"solved": True}, "desk2")
         assert instance(mech, claimed).status == "completed"
+        # The refused batches are the conflicts above, not warnings in the log.
+        assert [r.getMessage() for r in caplog.records] == []
     finally:
         other.store.dispose()
 
