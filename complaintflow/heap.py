@@ -3,7 +3,7 @@
 The app, its translations, SQLAlchemy's and SpiffWorkflow's modules are some 245,000 objects
 that live as long as the process. Python's full garbage collection walks every one of them each
 time it runs, holding the GIL: about 100 ms on this machine, a pause for every request the
-process serves meanwhile, and the largest part of the web's latency tail.
+process serves meanwhile (the longest any request met in the HTTP benchmark).
 """
 
 from __future__ import annotations

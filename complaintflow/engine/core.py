@@ -300,7 +300,7 @@ class Engine(AdminActs, DeadlineActs, MigrationActs, VersionActs):
         with self.store.write() as session:
             if kept is None:
                 instance = self._ready_task(session, task_id, actor, may_work=may_work).instance
-            else:  # the row as this process's last step of it left it, with no read
+            else:  # the row as this process's last change of it left it, with no read
                 instance = session.merge(kept.instance, load=False)
             step = self._step(session, instance, actor, utcnow())
             workflow = step.load(kept)
