@@ -123,7 +123,8 @@ class _FailedBatch(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         return not (
             record.msg == "error ignored terminating %r: %s"
-            and str(record.args[-1] if isinstance(record.args, tuple) else "") == "pipeline aborted"
+            and isinstance(record.args, tuple)
+            and str(record.args[-1]) == "pipeline aborted"
         )
 
 

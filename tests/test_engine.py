@@ -165,12 +165,12 @@ def test_a_task_the_last_step_here_made_ready_completes_with_no_read(mech: Servi
         mech.engine.complete(task.id, {"solved": "perhaps"}, "desk")
     with statements(mech) as sent:
         done = mech.engine.complete(task.id, {"solved": False}, "desk")
-    assert reads(sent) == []
+    assert reads_among(sent) == []
     assert [t["name"] for t in done["next_tasks"]] == ["主管檢查"]
     assert actions(mech, instance_id).count("task.completed") == 1
 
 
-def reads(sent: list[str]) -> list[str]:
+def reads_among(sent: list[str]) -> list[str]:
     return [s for s in sent if not s.lstrip().upper().startswith(("UPDATE", "INSERT"))]
 
 
@@ -185,14 +185,14 @@ def test_taking_a_task_here_keeps_it_completable_with_no_read_by_the_taker_only(
     assert actions(mech, instance_id)[-1] == "task.claimed"
     with statements(mech) as sent:
         mech.engine.complete(task.id, {"solved": False}, "desk")
-    assert reads(sent) == []
+    assert reads_among(sent) == []
     # Given back, it is anyone's again, still with no read.
     task = ready(mech, instance_id)[0]
     mech.engine.claim(task.id, "boss1")
     mech.engine.claim(task.id, "boss1", release=True)
     with statements(mech) as sent:
         mech.engine.complete(task.id, {"verdict": "fixed"}, "boss2")
-    assert reads(sent) == []
+    assert reads_among(sent) == []
     assert instance(mech, instance_id).status == "completed"
     assert verify(mech.store).intact
 
@@ -376,7 +376,7 @@ def test_a_task_waiting_through_a_timers_step_here_completes_with_no_read(
     assert svc.engine.fire_due_timers() == 1  # escalates; the task waits on
     with statements(svc) as sent:
         svc.engine.complete(task.id, {"solved": False}, "desk")
-    assert reads(sent) == []
+    assert reads_among(sent) == []
     assert [t.bpmn_id for t in ready(svc, instance_id)] == ["check"]
 
 
