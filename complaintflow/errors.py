@@ -49,6 +49,10 @@ class StaleInstance(Conflict):
     """The instance was saved by someone else between our read and our write."""
 
 
+class SchemaMismatch(ComplaintflowError):
+    """The database's schema is not this code's: never set up, or by another version."""
+
+
 # A message for people as a template and its values, so that pages can show it in their
 # language: ("At most %(limit)s characters.", {"limit": 200}).
 Problem = tuple[str, dict[str, Any]]

@@ -29,6 +29,8 @@ from sqlalchemy import text
 
 from . import outbox
 from .dispatch import batch_size
+from .errors import SchemaMismatch
+from .migrations import require_current
 from .models import SCHEDULER_JOB
 from .outages import Outage
 from .services import Services
@@ -133,8 +135,12 @@ class Scheduler:
         interval = self.services.settings.timer_poll_seconds
         outage = Outage("scheduling", log)
         leader: str | None = ""  # who leads, as last seen ("": not yet known)
+        checked = False  # whether the database's schema is this code's
         while not stopping.is_set():
             try:
+                if not checked:  # once it answers: a schema of another version is no outage
+                    require_current(self.services.store)
+                    checked = True
                 now_leads = self.lead()
                 if now_leads != leader:
                     if now_leads is None:
@@ -144,6 +150,8 @@ class Scheduler:
                     leader = now_leads
                 if now_leads is None:
                     self.round()
+            except SchemaMismatch:
+                raise  # no round can work with it: refused in one line, as `serve` does
             except Exception:  # the database or the broker is away: try again shortly
                 outage.failed()
             else:

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import psycopg
 import pytest
 from sqlalchemy import column, select, table, update
 
@@ -254,6 +255,29 @@ def test_serve_refuses_a_database_not_at_this_versions_schema(
         connection.execute(update(ALEMBIC_VERSION).values(version_num="9999_from_the_future"))
     newer = refused(cli("serve"))
     assert newer.endswith("(schema 9999_from_the_future): run that version"), newer
+
+
+def test_worker_and_scheduler_refuse_a_database_not_at_this_versions_schema(
+    pg_url: str, tmp_path: Path
+) -> None:
+    # Else the scheduler's every round fails and the workers fail every task they are given.
+    with psycopg.connect(pg_url) as connection:
+        connection.execute("UPDATE alembic_version SET version_num = '0010'")
+    scaled = {
+        **os.environ,
+        "COMPLAINTFLOW_HOME": str(tmp_path / "home"),
+        "COMPLAINTFLOW_DATABASE_URL": pg_url,
+        "COMPLAINTFLOW_BROKER_URL": "redis://127.0.0.1:6379/12",
+    }
+    for command in ("worker", "scheduler"):
+        result = subprocess.run(
+            [sys.executable, "-m", "complaintflow", command],
+            env=scaled,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert refused(result).endswith("(0010): run `complaintflow init` to upgrade it"), command
 
 
 def test_instances_commands_refuse_what_does_not_exist(cli) -> None:

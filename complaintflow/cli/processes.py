@@ -97,6 +97,7 @@ def worker(concurrency: int) -> None:
                 )
                 said = reason
             time.sleep(2)
+    require_current(jobs.services().store)
     pool = ["--pool=solo"] if concurrency == 1 else [f"--concurrency={concurrency}"]
     celery.worker_main(["worker", "--loglevel=INFO", "--without-gossip", "--without-mingle", *pool])
 

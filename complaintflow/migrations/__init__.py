@@ -10,7 +10,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from ..db import Store
-from ..errors import ComplaintflowError
+from ..errors import SchemaMismatch
 
 
 def alembic_config() -> Config:
@@ -35,13 +35,13 @@ def require_current(store: Store) -> None:
     if current == script.get_current_head():
         return
     if current is None:
-        raise ComplaintflowError("the database is not set up yet: run `complaintflow init` first")
+        raise SchemaMismatch("the database is not set up yet: run `complaintflow init` first")
     if current in {revision.revision for revision in script.walk_revisions()}:
-        raise ComplaintflowError(
+        raise SchemaMismatch(
             f"the database's schema is older than this version of complaintflow ({current}):"
             " run `complaintflow init` to upgrade it"
         )
-    raise ComplaintflowError(
+    raise SchemaMismatch(
         f"the database was set up by a newer version of complaintflow (schema {current}):"
         " run that version"
     )
