@@ -1,4 +1,5 @@
-"""What a long-running web process does with the objects it loaded at start-up.
+"""What a long-running process (web, worker, scheduler) does with the objects it loaded at
+start-up.
 
 The app, its translations, SQLAlchemy's and SpiffWorkflow's modules are some 245,000 objects
 that live as long as the process. Python's full garbage collection walks every one of them each

@@ -12,12 +12,13 @@ from __future__ import annotations
 from functools import cache
 
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import worker_init, worker_process_init
 from kombu import Connection
 
 from . import dispatch
 from .config import Settings
 from .db import Store
+from .heap import set_start_up_aside
 from .services import Services
 
 celery = Celery("complaintflow")
@@ -48,6 +49,13 @@ def configure(store: Store) -> Celery:
     celery.conf.broker_url = store.settings.broker_url
     celery.conf.task_default_queue = f"complaintflow.{store.identity()}"
     return celery
+
+
+@worker_init.connect
+def _set_start_up_aside(**_: object) -> None:
+    """Before the pool's processes are forked (as `gc.freeze`'s documentation advises): no
+    collection in them walks what was loaded, nor writes to its pages, which they share."""
+    set_start_up_aside()
 
 
 @worker_process_init.connect

@@ -1,6 +1,7 @@
-"""The web processes, once loaded, leave what they loaded out of the garbage collector's full
-collections (complaintflow/heap.py): each such collection then walks the objects made since,
-not the ~245,000 of the app, which took ~100 ms with every request in the process waiting."""
+"""The long-running processes, once loaded, leave what they loaded out of the garbage collector's
+full collections (complaintflow/heap.py): each such collection then walks the objects made
+since, not the ~245,000 of the app, which took ~100 ms with every request (or timer) in the
+process waiting."""
 
 from __future__ import annotations
 
@@ -39,6 +40,12 @@ def collector_after(code: str, env: dict[str, str]) -> tuple[int, int]:
     return int(frozen), int(left)
 
 
+def collector_as_it_begins(command: list[str], patch: str, env: dict[str, str]) -> tuple[int, int]:
+    """`collector_after` for `complaintflow command`, where `patch` makes what would serve or
+    go round report instead: what matters is the heap as that begins."""
+    return collector_after(f"{patch}\nfrom complaintflow.cli import main\nmain({command!r})", env)
+
+
 def test_a_gunicorn_process_sets_the_app_aside_once_it_is_loaded(env: dict[str, str]) -> None:
     frozen, left = collector_after(f"import complaintflow.wsgi; {_REPORT}", env)
     assert frozen > 100_000, "the app's objects are still walked by every full collection"
@@ -46,13 +53,50 @@ def test_a_gunicorn_process_sets_the_app_aside_once_it_is_loaded(env: dict[str, 
 
 
 def test_serve_sets_the_app_aside_before_it_serves(env: dict[str, str]) -> None:
-    # waitress answers at once instead of serving: what matters is the heap as serving begins.
-    frozen, left = collector_after(
-        "import waitress\n"
-        f"waitress.serve = lambda app, **options: exec({_REPORT!r})\n"
-        "from complaintflow.cli import main\n"
-        "main(['serve', '--port', '0'])",
+    frozen, left = collector_as_it_begins(
+        ["serve", "--port", "0"],
+        f"import waitress; waitress.serve = lambda app, **options: exec({_REPORT!r})",
         env,
     )
     assert frozen > 100_000, "the app's objects are still walked by every full collection"
+    assert left < 1_000
+
+
+@pytest.fixture
+def scaled(pg_url: str, tmp_path: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "COMPLAINTFLOW_HOME": str(tmp_path / "home"),
+        "COMPLAINTFLOW_DATABASE_URL": pg_url,
+        "COMPLAINTFLOW_BROKER_URL": "redis://127.0.0.1:6379/12",
+    }
+
+
+def test_a_worker_sets_what_it_loaded_aside_before_its_pool_forks(scaled: dict[str, str]) -> None:
+    # Reported once the worker is ready, its pool's processes forked (they inherit what was set
+    # aside, and share its pages instead of each copying those a collection would touch).
+    frozen, left = collector_after(
+        "import os\n"
+        "from celery.signals import worker_ready\n"
+        "def report(**_):\n"
+        "    import gc\n"
+        "    os.write(1, f'{gc.get_freeze_count()} {len(gc.get_objects())}\\n'.encode())\n"
+        "    os._exit(0)\n"
+        "worker_ready.connect(report)\n"
+        "from complaintflow.cli import main\n"
+        "main(['worker', '--concurrency', '2'])",
+        scaled,
+    )
+    assert frozen > 100_000, "the worker's objects are still walked by every full collection"
+    assert left < 10_000  # the pool and the consumer, made after the signal
+
+
+def test_the_scheduler_sets_what_it_loaded_aside_before_its_rounds(scaled: dict[str, str]) -> None:
+    frozen, left = collector_as_it_begins(
+        ["scheduler"],
+        "from complaintflow.scheduler import Scheduler\n"
+        f"Scheduler.run = lambda self: exec({_REPORT!r})",
+        scaled,
+    )
+    assert frozen > 100_000, "the scheduler's objects are still walked by every full collection"
     assert left < 1_000

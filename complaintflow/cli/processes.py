@@ -112,4 +112,6 @@ def scheduler() -> None:
     _scaled()
     logging.basicConfig(format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("complaintflow").setLevel(logging.INFO)  # whether it leads, outages
-    Scheduler(services()).run()
+    scheduler = Scheduler(services())
+    set_start_up_aside()
+    scheduler.run()
