@@ -7,7 +7,16 @@ The number of processes comes from WEB_CONCURRENCY (gunicorn's own default); opt
 the command line (--bind, --workers) override these.
 """
 
+import sys
 from pathlib import Path
+from typing import Any
+
+from sqlalchemy.exc import OperationalError
+
+from complaintflow.config import Settings
+from complaintflow.db import Store
+from complaintflow.errors import ComplaintflowError
+from complaintflow.migrations import require_current
 
 # Four threads a process: a completion spends much of its time waiting on the database, and a
 # thread serves another request meanwhile (the app is thread-safe: `complaintflow serve` runs it
@@ -18,3 +27,21 @@ accesslog = "-"
 # The heartbeat file each worker touches on every request, on tmpfs: on a disk-backed /tmp that
 # touch can stall a worker behind the disk (gunicorn's own advice for containers).
 worker_tmp_dir = "/dev/shm" if Path("/dev/shm").is_dir() else None
+
+
+def on_starting(server: Any) -> None:
+    """Before any web process starts, refuse in one line (exit 1) a database whose schema is not
+    this version's, as `complaintflow serve` does: served, it would fail every request. One
+    that does not answer yet is served as before: requests get 503 until it does."""
+    try:
+        store = Store(Settings.from_env())
+    except ComplaintflowError as exc:  # a setting refused
+        sys.exit(f"error: {exc.message}")
+    try:
+        require_current(store)
+    except ComplaintflowError as exc:
+        sys.exit(f"error: {exc.message}")
+    except OperationalError:
+        pass  # a database starting up, or restarting: the processes wait for it as they serve
+    finally:
+        store.dispose()

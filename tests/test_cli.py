@@ -257,10 +257,11 @@ def test_serve_refuses_a_database_not_at_this_versions_schema(
     assert newer.endswith("(schema 9999_from_the_future): run that version"), newer
 
 
-def test_worker_and_scheduler_refuse_a_database_not_at_this_versions_schema(
+def test_the_scaled_processes_refuse_a_database_not_at_this_versions_schema(
     pg_url: str, tmp_path: Path
 ) -> None:
-    # Else the scheduler's every round fails and the workers fail every task they are given.
+    # Else the web processes fail every request, the scheduler every round and the workers every
+    # task they are given.
     with psycopg.connect(pg_url) as connection:
         connection.execute("UPDATE alembic_version SET version_num = '0010'")
     scaled = {
@@ -269,15 +270,23 @@ def test_worker_and_scheduler_refuse_a_database_not_at_this_versions_schema(
         "COMPLAINTFLOW_DATABASE_URL": pg_url,
         "COMPLAINTFLOW_BROKER_URL": "redis://127.0.0.1:6379/12",
     }
-    for command in ("worker", "scheduler"):
+    gunicorn = ("gunicorn", "--config", "python:complaintflow.gunicorn_conf")
+    for command in (
+        (*gunicorn, "--bind", "127.0.0.1:0", "complaintflow.wsgi:app"),
+        ("complaintflow", "worker"),
+        ("complaintflow", "scheduler"),
+    ):
         result = subprocess.run(
-            [sys.executable, "-m", "complaintflow", command],
+            [str(Path(sys.executable).parent / command[0]), *command[1:]],
             env=scaled,
             capture_output=True,
             text=True,
             timeout=60,
         )
-        assert refused(result).endswith("(0010): run `complaintflow init` to upgrade it"), command
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+        last = result.stderr.strip().splitlines()[-1]  # gunicorn says first that it starts
+        assert last.startswith("error: the database's schema is older"), command
+        assert last.endswith("(0010): run `complaintflow init` to upgrade it"), command
 
 
 def test_instances_commands_refuse_what_does_not_exist(cli) -> None:
