@@ -35,13 +35,11 @@ def on_starting(server: Any) -> None:
     that does not answer yet is served as before: requests get 503 until it does."""
     try:
         store = Store(Settings.from_env())
-    except ComplaintflowError as exc:  # a setting refused
-        sys.exit(f"error: {exc.message}")
-    try:
-        require_current(store)
-    except ComplaintflowError as exc:
+        try:
+            require_current(store)
+        finally:
+            store.dispose()
+    except ComplaintflowError as exc:  # a setting refused, or the schema
         sys.exit(f"error: {exc.message}")
     except OperationalError:
         pass  # a database starting up, or restarting: the processes wait for it as they serve
-    finally:
-        store.dispose()
