@@ -7,16 +7,7 @@ The number of processes comes from WEB_CONCURRENCY (gunicorn's own default); opt
 the command line (--bind, --workers) override these.
 """
 
-import sys
 from pathlib import Path
-from typing import Any
-
-from sqlalchemy.exc import OperationalError
-
-from complaintflow.config import Settings
-from complaintflow.db import Store
-from complaintflow.errors import ComplaintflowError
-from complaintflow.migrations import require_current
 
 # Four threads a process: a completion spends much of its time waiting on the database, and a
 # thread serves another request meanwhile (the app is thread-safe: `complaintflow serve` runs it
@@ -29,10 +20,20 @@ accesslog = "-"
 worker_tmp_dir = "/dev/shm" if Path("/dev/shm").is_dir() else None
 
 
-def on_starting(server: Any) -> None:
+def on_starting(server: object) -> None:
     """Before any web process starts, refuse in one line (exit 1) a database whose schema is not
     this version's, as `complaintflow serve` does: served, it would fail every request. One
     that does not answer yet is served as before: requests get 503 until it does."""
+    # Imported here: gunicorn reads every name this module holds as a setting.
+    import sys
+
+    from sqlalchemy.exc import OperationalError
+
+    from complaintflow.config import Settings
+    from complaintflow.db import Store
+    from complaintflow.errors import ComplaintflowError
+    from complaintflow.migrations import require_current
+
     try:
         store = Store(Settings.from_env())
         try:
