@@ -334,6 +334,18 @@ def pg_url(templates: _Templates) -> Iterator[str]:
 
 
 @pytest.fixture
+def scaled_env(pg_url: str, tmp_path: Path) -> dict[str, str]:
+    """The environment of a scaled-out process (`complaintflow worker`, `scheduler`, gunicorn)
+    on `pg_url`, for running one in a process of its own."""
+    return {
+        **os.environ,
+        "COMPLAINTFLOW_HOME": str(tmp_path / "home"),
+        "COMPLAINTFLOW_DATABASE_URL": pg_url,
+        "COMPLAINTFLOW_BROKER_URL": "redis://127.0.0.1:6379/12",
+    }
+
+
+@pytest.fixture
 def other_pg_url(templates: _Templates) -> Iterator[str]:
     """Another one, as a second deployment beside the first would have."""
     yield from _pg_copy(templates.get("postgresql", BUNDLED))

@@ -258,18 +258,12 @@ def test_serve_refuses_a_database_not_at_this_versions_schema(
 
 
 def test_the_scaled_processes_refuse_a_database_not_at_this_versions_schema(
-    pg_url: str, tmp_path: Path
+    pg_url: str, scaled_env: dict[str, str]
 ) -> None:
     # Else the web processes fail every request, the scheduler every round and the workers every
     # task they are given.
     with psycopg.connect(pg_url) as connection:
         connection.execute("UPDATE alembic_version SET version_num = '0010'")
-    scaled = {
-        **os.environ,
-        "COMPLAINTFLOW_HOME": str(tmp_path / "home"),
-        "COMPLAINTFLOW_DATABASE_URL": pg_url,
-        "COMPLAINTFLOW_BROKER_URL": "redis://127.0.0.1:6379/12",
-    }
     gunicorn = ("gunicorn", "--config", "python:complaintflow.gunicorn_conf")
     for command in (
         (*gunicorn, "--bind", "127.0.0.1:0", "complaintflow.wsgi:app"),
@@ -278,7 +272,7 @@ def test_the_scaled_processes_refuse_a_database_not_at_this_versions_schema(
     ):
         result = subprocess.run(
             [str(Path(sys.executable).parent / command[0]), *command[1:]],
-            env=scaled,
+            env=scaled_env,
             capture_output=True,
             text=True,
             timeout=60,

@@ -62,17 +62,9 @@ def test_serve_sets_the_app_aside_before_it_serves(env: dict[str, str]) -> None:
     assert left < 1_000
 
 
-@pytest.fixture
-def scaled(pg_url: str, tmp_path: Path) -> dict[str, str]:
-    return {
-        **os.environ,
-        "COMPLAINTFLOW_HOME": str(tmp_path / "home"),
-        "COMPLAINTFLOW_DATABASE_URL": pg_url,
-        "COMPLAINTFLOW_BROKER_URL": "redis://127.0.0.1:6379/12",
-    }
-
-
-def test_a_worker_sets_what_it_loaded_aside_before_its_pool_forks(scaled: dict[str, str]) -> None:
+def test_a_worker_sets_what_it_loaded_aside_before_its_pool_forks(
+    scaled_env: dict[str, str],
+) -> None:
     # Reported once the worker is ready, its pool's processes forked (they inherit what was set
     # aside, and share its pages instead of each copying those a collection would touch).
     frozen, left = collector_after(
@@ -85,18 +77,20 @@ def test_a_worker_sets_what_it_loaded_aside_before_its_pool_forks(scaled: dict[s
         "worker_ready.connect(report)\n"
         "from complaintflow.cli import main\n"
         "main(['worker', '--concurrency', '2'])",
-        scaled,
+        scaled_env,
     )
     assert frozen > 100_000, "the worker's objects are still walked by every full collection"
     assert left < 10_000  # the pool and the consumer, made after the signal
 
 
-def test_the_scheduler_sets_what_it_loaded_aside_before_its_rounds(scaled: dict[str, str]) -> None:
+def test_the_scheduler_sets_what_it_loaded_aside_before_its_rounds(
+    scaled_env: dict[str, str],
+) -> None:
     frozen, left = collector_as_it_begins(
         ["scheduler"],
         "from complaintflow.scheduler import Scheduler\n"
         f"Scheduler.run = lambda self: exec({_REPORT!r})",
-        scaled,
+        scaled_env,
     )
     assert frozen > 100_000, "the scheduler's objects are still walked by every full collection"
     assert left < 1_000
