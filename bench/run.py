@@ -6,7 +6,10 @@ path of each bundled procedure) it measures:
 - the floor: bare SpiffWorkflow, the spec parsed once, the instance run in memory (no
   serialization, no database), per task completion;
 - the engine layer on SQLite and on PostgreSQL: `Engine.complete` (load the state, complete,
-  run on, save state, inbox rows and history in one transaction), per task completion;
+  run on, save state, inbox rows and history in one transaction), per task completion: in the
+  process that made the complaint's last step (its workflow and row kept there), and again with
+  the completions alternating between two processes' services (every one reads the row and
+  restores the state, as a completion hours later or on another web process does);
 - the database floor: what the database alone takes of a completion — the very statements a
   second pass of the engine layer sent, with their parameters, replayed through the bare driver
   (psycopg, sqlite3) in the same transactions and batches, with the same durable commits, on a
@@ -19,6 +22,7 @@ and prints medians and 90th percentiles with the ratio to the floor. Run with `m
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sqlite3
 import statistics
@@ -272,15 +276,23 @@ def _execute(cursor: Any, text: str, params: Any, many: bool) -> None:
 
 
 def layered(
-    svc: Services, workload: Workload, instances: int, statements: Statements | None = None
+    svc: Services,
+    workload: Workload,
+    instances: int,
+    statements: Statements | None = None,
+    elsewhere: Services | None = None,
 ) -> list[float]:
     """Seconds per task completion through the engine layer and the database; with
-    `statements`, what each completion sent is recorded under the workload's name."""
+    `statements`, what each completion sent is recorded under the workload's name. With
+    `elsewhere` (another process's services on the same database, as a second web process
+    is), the completions alternate between the two, so that none finds the complaint's last
+    step kept where it runs: each reads the row and restores the state."""
     forms = _forms(workload.path)
     samples = []
+    completers = [elsewhere, svc] if elsewhere is not None else [svc]
     for n in range(instances):
         instance_id = svc.engine.start(workload.key, workload.intake, "bench")
-        while True:
+        for completer in itertools.cycle(completers):
             with svc.store.read() as session:
                 ready = queries.ready_tasks_of(session, instance_id)
                 if not ready:
@@ -292,7 +304,7 @@ def layered(
             data = _form_data(spec, forms, n, workload)
             with statements.timing(workload.name) if statements else nullcontext():
                 began = time.perf_counter()
-                svc.engine.complete(task.id, data, "bench")
+                completer.engine.complete(task.id, data, "bench")
                 samples.append(time.perf_counter() - began)
         assert status == "completed", f"{workload.name}: instance ended {status}"
     return samples
@@ -346,6 +358,16 @@ def copy_of(svc: Services) -> Iterator[Any]:
         psycopg.connect(copy_url) as copy,
     ):
         yield copy
+
+
+@contextmanager
+def elsewhere(svc: Services) -> Iterator[Services]:
+    """Services on the same database with caches of their own, as another process has."""
+    other = Services.build(svc.settings)
+    try:
+        yield other
+    finally:
+        other.store.dispose()
 
 
 def _services(home: Path, url: str) -> Iterator[Services]:
@@ -405,6 +427,12 @@ def main() -> None:
                     results[workload.name][backend] = layered(svc, workload, args.instances)
                     if backend == "postgresql":
                         sizes[workload.name] = stored_bytes(svc, workload.key)
+                with elsewhere(svc) as other:  # closed before the floor copies the database
+                    for workload in WORKLOADS:
+                        layered(svc, workload, max(10, args.instances // 10), elsewhere=other)
+                        results[workload.name][f"{backend} restored"] = layered(
+                            svc, workload, args.instances, elsewhere=other
+                        )
                 for name, seconds in database_floor(svc, args.instances).items():
                     results[name][f"{backend} database"] = seconds
     for workload in WORKLOADS:
@@ -425,6 +453,19 @@ def main() -> None:
         print(
             f"{name:<10} {cells[0]:>14} {cells[1]:>16} {cells[2]:>7} {cells[3]:>16} {cells[4]:>7}"
         )
+    print(
+        "\neach completion in another process than the complaint's last step (the state read and"
+        " restored,\nas a completion hours later or on another web process is); medians (p90) in ms"
+    )
+    print(f"{'workload':<10} {'SQLite':>16} {'ratio':>7} {'PostgreSQL':>16} {'ratio':>7}")
+    for name, by in results.items():
+        floor = statistics.median(by["bare"]) * 1000
+        cells = []
+        for backend in ("sqlite", "postgresql"):
+            samples = by[f"{backend} restored"]
+            median = statistics.median(samples) * 1000
+            cells += [f"{median:7.3f} ({_ms(samples, 0.9):6.2f})", f"{median / floor:6.1f}x"]
+        print(f"{name:<10} {cells[0]:>16} {cells[1]:>7} {cells[2]:>16} {cells[3]:>7}")
     print(
         "\nthe database floor: the same statements through the bare driver, in the same"
         " transactions,\nbatches and durable commits; medians in ms, and multiples of the bare"

@@ -6,8 +6,15 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from pathlib import Path
 
+import pytest
+
+from bench.run import WORKLOADS, elsewhere, layered, sqlite_services
 from complaintflow.config import REPO_ROOT
+from complaintflow.engine.runtime import StateCodec
+
+STANDARD = next(w for w in WORKLOADS if w.name == "standard")
 
 
 def _run(*args: str) -> str:
@@ -22,8 +29,13 @@ def test_the_engine_benchmark_runs() -> None:
     out = _run("bench/run.py", "--instances", "3")
     # the database floor's rows (the replay itself checks it left the database the run left)
     floor_table = out.partition("the database floor:")[2].splitlines()
+    restored_table = out.partition("another process")[2].partition("the database floor:")[0]
     for workload in ("standard", "facility", "bar", "hotel"):
         assert any(line.startswith(workload) and line.count("x") >= 2 for line in out.splitlines())
+        assert any(
+            line.startswith(workload) and line.count("x") == 2
+            for line in restored_table.splitlines()
+        )
         assert any(line.startswith(workload) and line.count("x") == 4 for line in floor_table)
 
 
@@ -51,3 +63,18 @@ def test_the_http_benchmark_runs() -> None:
     assert ("postgresql", "timer lateness") in runs, out
     assert "floor: bare SpiffWorkflow" in out
     assert all(int(row[2]) > 0 and row[-1] == "0" for row in rows), out
+
+
+def test_the_benchmarks_other_process_restores_every_completion(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The restored table measures what it says: no completion there finds its workflow kept."""
+    restored = []
+    loads = StateCodec.loads
+    monkeypatch.setattr(
+        StateCodec, "loads", lambda codec, *args: restored.append(1) or loads(codec, *args)
+    )
+    with sqlite_services(tmp_path) as svc:
+        assert len(layered(svc, STANDARD, 2)) == 6 and not restored  # kept, as the other tables
+        with elsewhere(svc) as other:
+            assert len(layered(svc, STANDARD, 2, elsewhere=other)) == len(restored) == 6
