@@ -413,6 +413,15 @@ def _ms(samples: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
+def _against(by: dict[str, list[float]], runs: tuple[str, ...], floor: float) -> str:
+    """Each run's median (p90) in ms and its ratio to the floor, as table cells."""
+    cells = []
+    for run in runs:
+        median = statistics.median(by[run]) * 1000
+        cells.append(f"{median:7.3f} ({_ms(by[run], 0.9):6.2f}) {median / floor:6.1f}x")
+    return " ".join(f"{cell:>24}" for cell in cells)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--instances", type=int, default=200, help="instances per workload")
@@ -446,13 +455,8 @@ def main() -> None:
     )
     for name, by in results.items():
         floor = statistics.median(by["bare"]) * 1000
-        cells = [f"{floor:7.3f} ({_ms(by['bare'], 0.9):5.2f})"]
-        for backend in ("sqlite", "postgresql"):
-            median = statistics.median(by[backend]) * 1000
-            cells += [f"{median:7.3f} ({_ms(by[backend], 0.9):6.2f})", f"{median / floor:6.1f}x"]
-        print(
-            f"{name:<10} {cells[0]:>14} {cells[1]:>16} {cells[2]:>7} {cells[3]:>16} {cells[4]:>7}"
-        )
+        bare_cell = f"{floor:7.3f} ({_ms(by['bare'], 0.9):5.2f})"
+        print(f"{name:<10} {bare_cell:>14} {_against(by, ('sqlite', 'postgresql'), floor)}")
     print(
         "\neach completion in another process than the complaint's last step (the state read and"
         " restored,\nas a completion hours later or on another web process is); medians (p90) in ms"
@@ -460,12 +464,7 @@ def main() -> None:
     print(f"{'workload':<10} {'SQLite':>16} {'ratio':>7} {'PostgreSQL':>16} {'ratio':>7}")
     for name, by in results.items():
         floor = statistics.median(by["bare"]) * 1000
-        cells = []
-        for backend in ("sqlite", "postgresql"):
-            samples = by[f"{backend} restored"]
-            median = statistics.median(samples) * 1000
-            cells += [f"{median:7.3f} ({_ms(samples, 0.9):6.2f})", f"{median / floor:6.1f}x"]
-        print(f"{name:<10} {cells[0]:>16} {cells[1]:>7} {cells[2]:>16} {cells[3]:>7}")
+        print(f"{name:<10} {_against(by, ('sqlite restored', 'postgresql restored'), floor)}")
     print(
         "\nthe database floor: the same statements through the bare driver, in the same"
         " transactions,\nbatches and durable commits; medians in ms, and multiples of the bare"

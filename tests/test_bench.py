@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -71,9 +72,12 @@ def test_the_benchmarks_other_process_restores_every_completion(
     """The restored table measures what it says: no completion there finds its workflow kept."""
     restored = []
     loads = StateCodec.loads
-    monkeypatch.setattr(
-        StateCodec, "loads", lambda codec, *args: restored.append(1) or loads(codec, *args)
-    )
+
+    def counted(codec: StateCodec, *args: Any) -> Any:
+        restored.append(args)
+        return loads(codec, *args)
+
+    monkeypatch.setattr(StateCodec, "loads", counted)
     with sqlite_services(tmp_path) as svc:
         assert len(layered(svc, STANDARD, 2)) == 6 and not restored  # kept, as the other tables
         with elsewhere(svc) as other:
