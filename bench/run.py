@@ -361,7 +361,7 @@ def copy_of(svc: Services) -> Iterator[Any]:
 
 
 @contextmanager
-def elsewhere(svc: Services) -> Iterator[Services]:
+def another_process(svc: Services) -> Iterator[Services]:
     """Services on the same database with caches of their own, as another process has."""
     other = Services.build(svc.settings)
     try:
@@ -436,7 +436,7 @@ def main() -> None:
                     results[workload.name][backend] = layered(svc, workload, args.instances)
                     if backend == "postgresql":
                         sizes[workload.name] = stored_bytes(svc, workload.key)
-                with elsewhere(svc) as other:  # closed before the floor copies the database
+                with another_process(svc) as other:  # closed before the floor copies the database
                     for workload in WORKLOADS:
                         layered(svc, workload, max(10, args.instances // 10), elsewhere=other)
                         results[workload.name][f"{backend} restored"] = layered(

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from bench.run import WORKLOADS, elsewhere, layered, sqlite_services
+from bench.run import WORKLOADS, another_process, layered, sqlite_services
 from complaintflow.config import REPO_ROOT
 from complaintflow.engine.runtime import StateCodec
 
@@ -80,5 +80,5 @@ def test_the_benchmarks_other_process_restores_every_completion(
     monkeypatch.setattr(StateCodec, "loads", counted)
     with sqlite_services(tmp_path) as svc:
         assert len(layered(svc, STANDARD, 2)) == 6 and not restored  # kept, as the other tables
-        with elsewhere(svc) as other:
+        with another_process(svc) as other:
             assert len(layered(svc, STANDARD, 2, elsewhere=other)) == len(restored) == 6
