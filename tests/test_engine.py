@@ -3,10 +3,13 @@ handlers and retry, timers, cancelling, versions, and the history chain."""
 
 from __future__ import annotations
 
+import gc
+import itertools
 import logging
 import shutil
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +20,7 @@ from flask import Flask
 from sqlalchemy import delete, select, text, update
 from sqlalchemy import event as sa_event
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from complaintflow.app import services
@@ -225,6 +229,49 @@ def test_a_complaint_moved_on_in_another_process_is_read_again_before_completing
         assert [r.getMessage() for r in caplog.records] == []
     finally:
         other.store.dispose()
+
+
+def test_no_step_leaves_its_workflow_or_session_to_the_full_garbage_collection(
+    mech: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A workflow is a reference cycle (its tasks refer to it), so one that nothing uses any more
+    # waits for Python's full collection, which pauses every thread of the process while it
+    # runs, unless it is taken apart. Every way a workflow stops being used is here: completed
+    # (not kept), outdated by another process's step, pushed out of the cache, restored only to
+    # be read. A workflow kept here refers to no session.
+    monkeypatch.setattr(mech.engine.workflows, "_size", 2)
+    other = Services.build(mech.settings)
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        ids = [start(mech) for _ in range(4)]  # the first two are pushed out by the last two
+        first = ready(mech, ids[2])[0]
+        other.engine.claim(first.id, "desk")  # kept here before: outdated now
+        other.engine.task_data(instance(other, ids[2]), first.id)  # kept there
+        mech.engine.task_data(instance(mech, ids[2]), first.id)  # restored to be read
+        mech.engine.complete(first.id, {"solved": False}, "desk")
+        for instance_id in ids:  # each step in the other process than the last
+            engines = itertools.cycle([other.engine, mech.engine])
+            while tasks := ready(mech, instance_id):
+                data = {"solved": False} if tasks[0].bpmn_id == "handle" else {"verdict": "fixed"}
+                next(engines).complete(tasks[0].id, data, "desk")
+            assert instance(mech, instance_id).status == "completed"
+        kept = start(mech)
+        mech.engine.complete(ready(mech, kept)[0].id, {"solved": False}, "desk")
+        gc.collect()
+        left = Counter(type(o).__name__ for o in gc.garbage)
+        assert {name: left[name] for name in ("BpmnWorkflow", "Task", "Step", "Session")} == {
+            "BpmnWorkflow": 0,
+            "Task": 0,
+            "Step": 0,
+            "Session": 0,
+        }
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        other.store.dispose()
+    gc.collect()  # what was saved above (a refused step's exception refers to itself)
+    assert [o for o in gc.get_objects() if isinstance(o, Session)] == []
 
 
 def test_states_are_kept_in_the_format_the_codec_was_written_for(mech: Services) -> None:

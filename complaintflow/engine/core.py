@@ -42,7 +42,7 @@ from . import queries
 from .admin import AdminActs, MigrationActs
 from .deadlines import DeadlineActs
 from .history import Draft
-from .runtime import Kept, StateCodec, Waiting, WorkflowCache
+from .runtime import Kept, StateCodec, Waiting, WorkflowCache, discard
 from .steps import Step, write_instance
 from .versions import VersionActs
 
@@ -284,8 +284,8 @@ class Engine(AdminActs, DeadlineActs, MigrationActs, VersionActs):
         if kept is not None:
             try:
                 return self._complete(task_id, data, actor, files, may_work, kept)
-            except StaleInstance:
-                pass  # the complaint moved on elsewhere since: read it
+            except StaleInstance:  # the complaint moved on elsewhere since: read it
+                discard(kept.workflow)
         return _retry_when_stale(lambda: self._complete(task_id, data, actor, files, may_work))
 
     def _complete(
@@ -398,7 +398,11 @@ class Engine(AdminActs, DeadlineActs, MigrationActs, VersionActs):
         def refuse(*_: Any) -> dict[str, Any]:
             raise RuntimeError("reading an instance must not call services")
 
-        return find(self.codec.loads(instance.state, self.diagram(instance.version), refuse))
+        workflow = self.codec.loads(instance.state, self.diagram(instance.version), refuse)
+        try:
+            return find(workflow)
+        finally:
+            discard(workflow)
 
     def task_data(self, instance: Instance, task_id: str) -> dict[str, Any]:
         """The data a task sees: the complaint's facts so far."""

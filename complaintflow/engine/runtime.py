@@ -72,6 +72,29 @@ class _SpeclessConverter(BpmnWorkflowConverter):
         return workflow
 
 
+def _refuse(*_: Any) -> dict[str, Any]:
+    raise RuntimeError("a workflow kept between steps must not call services")
+
+
+# The script engine of a workflow kept between steps. The step's own engine refers to the step,
+# and through it to its session and rows, which would live as long as the workflow is kept.
+_IDLE = ScriptEngine(_refuse)
+
+
+def discard(workflow: BpmnWorkflow) -> None:
+    """Break the reference cycles of a workflow nothing will use again (each task refers to its
+    workflow, which holds every task; its event manager and subprocesses refer back to it), so
+    that it is freed at once. Left to Python's garbage collection, a workflow kept between steps
+    outlives the young collections, and the full collection that finds it dead pauses every
+    thread of the process while it walks all there is."""
+    for each in (*workflow.subprocesses.values(), workflow):
+        each.tasks.clear()
+        each.task_tree = each.last_task = None
+    workflow.subprocesses.clear()
+    workflow.event_manager.tasks.clear()
+    workflow.event_manager = None
+
+
 class Waiting(NamedTuple):
     """A human task ready at a kept version: its role, and who had taken it (None: nobody)."""
 
@@ -100,7 +123,8 @@ class WorkflowCache:
     A step takes its workflow out and changes it; only once the step has committed is the
     changed workflow put back under the new row version. A step that fails leaves nothing here,
     and a row moved on by another process no longer matches its version: restored then, and a
-    step that took its row from here is refused by the version check when it saves.
+    step that took its row from here is refused by the version check when it saves. What leaves
+    otherwise (outdated, or pushed out by newer ones) is no one's: `discard`ed.
     """
 
     def __init__(self, size: int = 256) -> None:
@@ -112,7 +136,10 @@ class WorkflowCache:
     def take(self, instance_id: int, version: int) -> Kept | None:
         with self._lock:
             kept = self._pop(instance_id)
-        return kept if kept is not None and kept.version == version else None
+        if kept is None or kept.version == version:
+            return kept
+        discard(kept.workflow)
+        return None
 
     def look(self, instance_id: int, version: int, find: Callable[[BpmnWorkflow], T]) -> T | None:
         """`find(workflow)` on the workflow kept at `version`, if one is, without taking it out:
@@ -140,12 +167,16 @@ class WorkflowCache:
 
     def put(self, kept: Kept) -> None:
         instance_id = kept.instance.id
+        kept.workflow.script_engine = _IDLE
         with self._lock:
-            self._pop(instance_id)
+            left = [self._pop(instance_id)]  # one another thread's step put meanwhile
             self._kept[instance_id] = kept
             self._tasks.update(dict.fromkeys(kept.ready, instance_id))
             while len(self._kept) > self._size:
-                self._pop(next(iter(self._kept)))
+                left.append(self._pop(next(iter(self._kept))))
+        for old in left:
+            if old is not None:
+                discard(old.workflow)
 
     def _pop(self, instance_id: int) -> Kept | None:
         kept = self._kept.pop(instance_id, None)

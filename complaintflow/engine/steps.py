@@ -34,7 +34,7 @@ from ..handlers import HandlerContext, HandlerRegistry
 from ..models import Attachment, Event, Instance, Task
 from ..notices import WEBHOOK_EVENTS, Occasion, Subscribers
 from .history import Draft, StepTrace, diff, due_at, next_timer_at, snapshot
-from .runtime import Kept, StateCodec, Waiting, WorkflowCache
+from .runtime import Kept, StateCodec, Waiting, WorkflowCache, discard
 
 INSTANCES, TASKS, EVENTS = (cast(Table, m.__table__) for m in (Instance, Task, Event))
 # Built once: constructing a statement costs more than running it on the hot path. The INSERTs
@@ -212,6 +212,8 @@ class Step:
             made = {row["id"]: Waiting(row["role"], None) for row in ready}
             kept = Kept(instance.lock_version, workflow, instance, still | made)
             after_commit(self.session, lambda: self.workflows.put(kept))
+        else:  # not kept: once the caller's block is over, nothing uses it
+            after_commit(self.session, lambda: discard(workflow))
 
     def _publish(self, events: list[Draft]) -> None:
         """Other systems' subscriptions hear of what this step did, with the step."""
