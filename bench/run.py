@@ -15,13 +15,16 @@ path of each bundled procedure) it measures:
   (psycopg, sqlite3) in the same transactions and batches, with the same durable commits, on a
   copy of the database as it was before that pass;
 
-and prints medians and 90th percentiles with the ratio to the floor. Run with `make bench`
+and prints medians and 90th percentiles with the ratio to the floor, and what Python's garbage
+collection took during the engine layer's passes (the longest pause holds every thread of a
+web process). Run with `make bench`
 (PostgreSQL must be running) or `.venv/bin/python bench/run.py --instances 200`.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import itertools
 import json
 import sqlite3
@@ -50,6 +53,7 @@ from complaintflow.bootstrap import initialise  # noqa: E402
 from complaintflow.config import Settings  # noqa: E402
 from complaintflow.diagrams import FORM_PROPERTY  # noqa: E402
 from complaintflow.engine import queries  # noqa: E402
+from complaintflow.heap import set_start_up_aside  # noqa: E402
 from complaintflow.models import Base  # noqa: E402
 from complaintflow.services import Services  # noqa: E402
 from tests.factories import fill  # noqa: E402
@@ -275,6 +279,36 @@ def _execute(cursor: Any, text: str, params: Any, many: bool) -> None:
         cursor.execute(text, params)
 
 
+class Collections:
+    """Python's garbage collections while `counting`: each one's generation and the CPU time it
+    held the process for."""
+
+    def __init__(self) -> None:
+        self.pauses: list[tuple[int, float]] = []
+        self._began = 0.0
+
+    def _note(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._began = time.thread_time()
+        else:
+            self.pauses.append((info["generation"], time.thread_time() - self._began))
+
+    @contextmanager
+    def counting(self) -> Iterator[None]:
+        gc.callbacks.append(self._note)
+        try:
+            yield
+        finally:
+            gc.callbacks.remove(self._note)
+
+    def cell(self, completions: int) -> str:
+        """Full collections, the longest pause of any (ms), all of them per completion (µs)."""
+        full = sum(generation == 2 for generation, _ in self.pauses)
+        longest = max((pause for _, pause in self.pauses), default=0.0) * 1000
+        each = sum(pause for _, pause in self.pauses) / completions * 1e6
+        return f"{full:4d} {longest:6.1f} {each:5.0f}"
+
+
 def layered(
     svc: Services,
     workload: Workload,
@@ -427,21 +461,28 @@ def main() -> None:
     parser.add_argument("--instances", type=int, default=200, help="instances per workload")
     args = parser.parse_args()
     results: dict[str, dict[str, list[float]]] = {w.name: {} for w in WORKLOADS}
+    collections: dict[str, dict[str, Collections]] = {w.name: {} for w in WORKLOADS}
     sizes: dict[str, tuple[float, ...]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for backend, make in (("sqlite", sqlite_services), ("postgresql", postgres_services)):
             with make(Path(tmp) / backend) as svc:
+                set_start_up_aside()  # as the product's processes do, once started
                 for workload in WORKLOADS:
                     layered(svc, workload, max(10, args.instances // 10))  # warm up
-                    results[workload.name][backend] = layered(svc, workload, args.instances)
+                    counted = collections[workload.name][backend] = Collections()
+                    with counted.counting():
+                        results[workload.name][backend] = layered(svc, workload, args.instances)
                     if backend == "postgresql":
                         sizes[workload.name] = stored_bytes(svc, workload.key)
                 with another_process(svc) as other:  # closed before the floor copies the database
                     for workload in WORKLOADS:
                         layered(svc, workload, max(10, args.instances // 10), elsewhere=other)
-                        results[workload.name][f"{backend} restored"] = layered(
-                            svc, workload, args.instances, elsewhere=other
-                        )
+                        run = f"{backend} restored"
+                        counted = collections[workload.name][run] = Collections()
+                        with counted.counting():
+                            results[workload.name][run] = layered(
+                                svc, workload, args.instances, elsewhere=other
+                            )
                 for name, seconds in database_floor(svc, args.instances).items():
                     results[name][f"{backend} database"] = seconds
     for workload in WORKLOADS:
@@ -481,6 +522,16 @@ def main() -> None:
             rest = statistics.median(by[backend]) * 1000 - database
             cells.append(f"{database:8.3f} {database / floor:5.1f}x {rest / floor:6.1f}x")
         print(f"{name:<10} {cells[0]}    {cells[1]}")
+    print(
+        "\nPython's garbage collection in those passes: full collections, the longest pause of"
+        " any (ms),\nand all of them per completion (µs), in CPU time"
+    )
+    runs = ("sqlite", "postgresql", "sqlite restored", "postgresql restored")
+    print(f"{'workload':<10} " + " ".join(f"{run:>17}" for run in runs))
+    print(f"{'':<10} " + " ".join(f"{'full':>4} {'ms':>6} {'µs':>5}" for _ in runs))
+    for name, by in results.items():
+        cells = [collections[name][run].cell(len(by[run])) for run in runs]
+        print(f"{name:<10} " + " ".join(f"{cell:>17}" for cell in cells))
     print("\nbytes per closed complaint in PostgreSQL (happy path; row sizes as stored)")
     columns = ("instance", "history", "record", "inbox", "total")
     print(f"{'workload':<10} " + " ".join(f"{c:>9}" for c in columns) + "  events")

@@ -31,6 +31,8 @@ def test_the_engine_benchmark_runs() -> None:
     # the database floor's rows (the replay itself checks it left the database the run left)
     floor_table = out.partition("the database floor:")[2].splitlines()
     restored_table = out.partition("another process")[2].partition("the database floor:")[0]
+    # full collections, longest pause, per completion: for each of the four passes
+    collections = out.partition("garbage collection in those passes")[2].partition("bytes")[0]
     for workload in ("standard", "facility", "bar", "hotel"):
         assert any(line.startswith(workload) and line.count("x") >= 2 for line in out.splitlines())
         assert any(
@@ -38,6 +40,10 @@ def test_the_engine_benchmark_runs() -> None:
             for line in restored_table.splitlines()
         )
         assert any(line.startswith(workload) and line.count("x") == 4 for line in floor_table)
+        assert any(
+            line.startswith(workload) and len(line.split()) == 1 + 4 * 3
+            for line in collections.splitlines()
+        )
 
 
 def test_the_search_benchmark_runs() -> None:
