@@ -169,7 +169,7 @@ class WorkflowCache:
         instance_id = kept.instance.id
         kept.workflow.script_engine = _IDLE
         with self._lock:
-            left = [self._pop(instance_id)]  # one another thread's step put meanwhile
+            left = [self._pop(instance_id)]  # put by another thread since this step took it
             self._kept[instance_id] = kept
             self._tasks.update(dict.fromkeys(kept.ready, instance_id))
             while len(self._kept) > self._size:
