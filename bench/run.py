@@ -467,22 +467,22 @@ def main() -> None:
         for backend, make in (("sqlite", sqlite_services), ("postgresql", postgres_services)):
             with make(Path(tmp) / backend) as svc:
                 set_start_up_aside()  # as the product's processes do, once started
-                for workload in WORKLOADS:
-                    layered(svc, workload, max(10, args.instances // 10))  # warm up
-                    counted = collections[workload.name][backend] = Collections()
+
+                def measure(workload: Workload, run: str, elsewhere: Services | None) -> None:
+                    layered(svc, workload, max(10, args.instances // 10), elsewhere=elsewhere)
+                    counted = collections[workload.name][run] = Collections()
                     with counted.counting():
-                        results[workload.name][backend] = layered(svc, workload, args.instances)
+                        results[workload.name][run] = layered(
+                            svc, workload, args.instances, elsewhere=elsewhere
+                        )
+
+                for workload in WORKLOADS:
+                    measure(workload, backend, None)
                     if backend == "postgresql":
                         sizes[workload.name] = stored_bytes(svc, workload.key)
                 with another_process(svc) as other:  # closed before the floor copies the database
                     for workload in WORKLOADS:
-                        layered(svc, workload, max(10, args.instances // 10), elsewhere=other)
-                        run = f"{backend} restored"
-                        counted = collections[workload.name][run] = Collections()
-                        with counted.counting():
-                            results[workload.name][run] = layered(
-                                svc, workload, args.instances, elsewhere=other
-                            )
+                        measure(workload, f"{backend} restored", other)
                 for name, seconds in database_floor(svc, args.instances).items():
                     results[name][f"{backend} database"] = seconds
     for workload in WORKLOADS:

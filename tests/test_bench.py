@@ -3,6 +3,7 @@ backends): a README figure that no script can reproduce any more is a defect."""
 
 from __future__ import annotations
 
+import gc
 import re
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from bench.run import WORKLOADS, another_process, layered, sqlite_services
+from bench.run import WORKLOADS, Collections, another_process, layered, sqlite_services
 from complaintflow.config import REPO_ROOT
 from complaintflow.engine.runtime import StateCodec
 
@@ -44,6 +45,15 @@ def test_the_engine_benchmark_runs() -> None:
             line.startswith(workload) and len(line.split()) == 1 + 4 * 3
             for line in collections.splitlines()
         )
+
+
+def test_the_benchmark_counts_the_collections_in_a_pass_and_none_after() -> None:
+    counted = Collections()
+    with counted.counting():
+        gc.collect()
+    gc.collect()
+    assert [generation for generation, _ in counted.pauses] == [2]
+    assert counted.cell(completions=1).split()[0] == "1"
 
 
 def test_the_search_benchmark_runs() -> None:
