@@ -3,12 +3,15 @@ handlers and retry, timers, cancelling, versions, and the history chain."""
 
 from __future__ import annotations
 
+import base64
 import gc
 import itertools
+import json
 import logging
 import shutil
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -281,6 +284,26 @@ def test_states_are_kept_in_the_format_the_codec_was_written_for(mech: Services)
         f"SpiffWorkflow now writes state format {mech.engine.codec.VERSION}: migrate the stored"
         " states of running complaints before upgrading"
     )
+
+
+def test_a_closed_complaints_state_is_stored_compressed_and_read_in_either_packing(
+    mech: Services,
+) -> None:
+    instance_id = start(mech)
+    mech.engine.complete(ready(mech, instance_id)[0].id, {"solved": True}, "desk")
+    with mech.store.read() as session:
+        row = session.get(Instance, instance_id)
+        assert row is not None and row.status == "completed"
+        stored, diagram = row.state, mech.engine.diagram(row.version)
+    assert stored.startswith("zlib64:")
+    text = zlib.decompress(base64.b64decode(stored.removeprefix("zlib64:"), validate=True))
+    assert json.loads(text)["tasks"] and len(stored) < len(text) / 2
+    # as states closed before 2026-12-06 were stored
+    before = "zlib85:" + base64.b85encode(zlib.compress(text)).decode()
+    for packed in (stored, before):
+        workflow = mech.engine.codec.loads(packed, diagram, None)
+        assert workflow.is_completed()
+        assert mech.engine.codec.dumps(workflow) == text.decode()
 
 
 def test_racing_completions_let_exactly_one_through(mech: Services) -> None:

@@ -34,7 +34,10 @@ T = TypeVar("T")
 ServiceCall = Callable[[Any, str, dict[str, Any]], dict[str, Any]]
 
 _SANDBOX = SandboxEnvironment()
-_PACKED = "zlib85:"  # marks compressed state; JSON text never starts so
+# Marks a compressed state (JSON text never starts so): zlib in base64. Until 2026-12-06 in
+# base85, 6 % smaller but pure Python: 40-160 µs to write, 110-290 µs to read, against 1-11 µs.
+_PACKED = "zlib64:"
+_PACKED_BEFORE = "zlib85:"  # rows closed before then are read as they are
 
 
 class ScriptEngine(PythonScriptEngine):
@@ -215,12 +218,14 @@ class StateCodec:
             finally:
                 self.registry._encoder_mode = False
         return (
-            _PACKED + base64.b85encode(zlib.compress(text.encode(), 9)).decode() if closed else text
+            _PACKED + base64.b64encode(zlib.compress(text.encode(), 9)).decode() if closed else text
         )
 
     def loads(self, text: str, diagram: CompiledDiagram, call: ServiceCall) -> BpmnWorkflow:
         if text.startswith(_PACKED):
-            text = zlib.decompress(base64.b85decode(text[len(_PACKED) :])).decode()
+            text = zlib.decompress(base64.b64decode(text[len(_PACKED) :])).decode()
+        elif text.startswith(_PACKED_BEFORE):
+            text = zlib.decompress(base64.b85decode(text[len(_PACKED_BEFORE) :])).decode()
         workflow = self._converter.from_dict(json.loads(text), diagram)
         return self.bind(workflow, call)
 
